@@ -1,0 +1,32 @@
+//! Procedural macros for `mp` (use them through `mp`: `#[mp::main]`, `#[mp::task]`, …).
+
+use proc_macro::TokenStream;
+
+mod main_attr;
+mod task;
+
+/// See `mp::main`.
+#[proc_macro_attribute]
+pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
+    main_attr::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// See `mp::task`.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    task::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+mod shared;
+
+/// See `mp::Shared`.
+#[proc_macro_derive(Shared)]
+pub fn derive_shared(item: TokenStream) -> TokenStream {
+    shared::expand(item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

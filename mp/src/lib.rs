@@ -1,0 +1,73 @@
+//! # mp: Python's `multiprocessing`, rebuilt in Rust
+//!
+//! Run work in separate processes — for crash isolation, C code that is not
+//! thread-safe, memory that must go back to the OS, or data parallelism on all cores —
+//! with the names and semantics of Python's `multiprocessing`:
+//! [`Process`] under the fork, spawn and forkserver start methods, contexts, pipes and
+//! connections, queues, locks and the other synchronization primitives, shared values,
+//! arrays and shared memory, pools and managers.
+//!
+//! ```
+//! # mp::test_support!();
+//! #[mp::task]
+//! fn greet(name: String) {
+//!     println!("hello {name}");
+//! }
+//!
+//! # fn main() -> mp::Result<()> {
+//! let mut p = mp::Process::new(greet, ("bob".to_string(),));
+//! p.start()?;
+//! p.join()?;
+//! assert_eq!(p.exitcode(), Some(0));
+//! # Ok(()) }
+//! ```
+//!
+//! A program's `main` carries [`#[mp::main]`](macro@main): in a child started by spawn or
+//! forkserver the binary is executed again and only the child's task runs (Python's
+//! `if __name__ == '__main__':` guard). Test binaries and doctests need nothing: `mp`
+//! bootstraps them before `main` (see [`test_support!`]).
+
+#![warn(missing_docs)]
+#![allow(clippy::new_without_default)]
+
+pub mod codec;
+pub mod connection;
+pub mod context;
+pub mod error;
+mod forkserver;
+pub mod heap;
+mod popen_fork;
+mod popen_forkserver;
+mod popen_spawn;
+pub mod process;
+pub mod queues;
+pub mod reduction;
+pub mod resource_tracker;
+pub mod shared_memory;
+pub mod sharedctypes;
+pub mod spawn;
+pub mod synchronize;
+pub mod util;
+
+/// Python's `multiprocessing.queues` is also reachable as `mp::queue`.
+pub use queues as queue;
+
+pub use context::root_exports::*;
+pub use error::{Error, Result};
+pub use process::root_exports::*;
+pub use spawn::root_exports::*;
+pub use connection::root_exports::*;
+pub use synchronize::root_exports::*;
+pub use sharedctypes::root_exports::*;
+pub use shared_memory::root_exports::*;
+pub use queues::root_exports::*;
+pub use util::root_exports::*;
+
+pub use mp_macros::{main, task, Shared};
+
+// lets `mp`'s own code and doctests use its macros, whose expansions name `::mp`
+extern crate self as mp;
+
+/// What the macros' generated code calls. Not a public API.
+#[doc(hidden)]
+pub mod __private;

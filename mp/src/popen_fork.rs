@@ -1,0 +1,212 @@
+//! The parent's view of a started child ([`Popen`]) and the fork start method.
+//!
+//! A child started by fork or spawn is our direct child: its sentinel is a `pidfd`
+//! (readable once it exits) and its exit status comes from `waitpid`. A child of the
+//! fork server is the server's: its sentinel is the status socket the server writes
+//! the exit code to (see `popen_forkserver`).
+
+use crate::error::{Error, Result};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How a child's exit status is collected.
+pub(crate) enum Reaper {
+    /// Our own child: `waitpid`.
+    Direct,
+    /// A child of the fork server: a 4-byte exit code arrives on the sentinel socket.
+    Server,
+}
+
+/// A started child, as its parent sees it.
+pub(crate) struct Popen {
+    pub pid: u32,
+    sentinel: OwnedFd,
+    reaper: Reaper,
+    returncode: Mutex<Option<i32>>,
+    /// The parent's end of the payload socket, kept when the task's result is wanted.
+    pub result_sock: Mutex<Option<OwnedFd>>,
+}
+
+/// Converts a `waitpid` status to Python's convention: the exit code, or `-N` for signal N.
+pub(crate) fn decode_status(status: libc::c_int) -> i32 {
+    if libc::WIFSIGNALED(status) {
+        -libc::WTERMSIG(status)
+    } else {
+        libc::WEXITSTATUS(status)
+    }
+}
+
+/// Waits until `fd` is readable (or hung up) or `timeout` passes. EINTR is retried
+/// with the remaining time. `None` waits forever.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> std::io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // round up so a short timeout still waits
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r > 0 {
+            return Ok(true);
+        }
+        if let Some(d) = deadline {
+            if Instant::now() >= d {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// `pidfd_open(pid)`.
+pub(crate) fn pidfd(pid: u32) -> Result<OwnedFd> {
+    let p = rustix::process::Pid::from_raw(pid as i32)
+        .ok_or_else(|| Error::invalid(format!("invalid pid {pid}")))?;
+    Ok(rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())?)
+}
+
+impl Popen {
+    pub(crate) fn new(pid: u32, sentinel: OwnedFd, reaper: Reaper) -> Self {
+        Popen { pid, sentinel, reaper, returncode: Mutex::new(None), result_sock: Mutex::new(None) }
+    }
+
+    pub(crate) fn sentinel(&self) -> RawFd {
+        self.sentinel.as_raw_fd()
+    }
+
+    /// The exit code if the child has ended (never blocks).
+    pub(crate) fn poll(&self) -> Option<i32> {
+        let mut rc = self.returncode.lock().unwrap_or_else(|p| p.into_inner());
+        if rc.is_some() {
+            return *rc;
+        }
+        match self.reaper {
+            Reaper::Direct => {
+                let mut status = 0;
+                // SAFETY: plain syscall on our own child's pid.
+                let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
+                if r == self.pid as libc::pid_t {
+                    *rc = Some(decode_status(status));
+                } else if r < 0 {
+                    // ECHILD: someone else reaped it (SIGCHLD ignored?); report unknown.
+                    if std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
+                        *rc = Some(255);
+                    }
+                }
+            }
+            Reaper::Server => {
+                if let Ok(true) = wait_readable(self.sentinel.as_fd(), Some(Duration::ZERO)) {
+                    let mut buf = [0u8; 4];
+                    let mut fds = Vec::new();
+                    *rc = Some(
+                        match crate::reduction::read_exact_fds(
+                            self.sentinel.as_fd(),
+                            crate::reduction::FdKind::Socket,
+                            &mut buf,
+                            &mut fds,
+                        ) {
+                            Ok(true) => i32::from_be_bytes(buf),
+                            // the fork server died before reporting: unknown (as CPython: 255)
+                            _ => 255,
+                        },
+                    );
+                }
+            }
+        }
+        *rc
+    }
+
+    /// Waits for the child to end, at most `timeout`; its exit code if it did.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) -> Result<Option<i32>> {
+        if let Some(rc) = self.poll() {
+            return Ok(Some(rc));
+        }
+        if !wait_readable(self.sentinel.as_fd(), timeout)? {
+            return Ok(None);
+        }
+        Ok(self.poll())
+    }
+
+    /// Sends `sig` unless the child has already been reaped.
+    pub(crate) fn signal(&self, sig: libc::c_int) -> Result<()> {
+        if self.poll().is_some() {
+            return Ok(());
+        }
+        // SAFETY: plain syscall.
+        let r = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a forked child does.
+pub(crate) enum ForkWork {
+    /// Run a registered task from an encoded payload held in memory.
+    Payload(Vec<u8>, Vec<OwnedFd>),
+    /// Run a closure (`Process::from_closure`).
+    Closure(Box<dyn FnOnce() + Send>),
+}
+
+/// Forks: `Ok(None)` in the child, `Ok(Some(pid))` in the parent. The child must end
+/// in [`exit_now`].
+pub(crate) fn fork() -> Result<Option<u32>> {
+    // SAFETY: fork itself is sound; callers run only fork-safe work in the child
+    // (their own locks are held across the call) and end it with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Error::last_os());
+    }
+    Ok((pid > 0).then_some(pid as u32))
+}
+
+/// Ends the current process at once: flush stdio, `_exit(code)` (no atexit handlers,
+/// which belong to the parent a forked child was copied from).
+pub(crate) fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: terminates the process.
+    unsafe { libc::_exit(code) }
+}
+
+/// Ignores SIGPIPE as Rust's runtime does before `main` (a child bootstrapped in a
+/// constructor runs before it) and restores default SIGINT handling.
+pub(crate) fn child_signals() {
+    // SAFETY: setting dispositions to SIG_IGN / SIG_DFL is always sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+/// Ignores SIGINT (the fork server, like CPython's, leaves Ctrl-C to its children's parent).
+pub(crate) fn ignore_sigint() {
+    // SAFETY: as above.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Sets `fd`'s number to at least `min` (`F_DUPFD_CLOEXEC`).
+pub(crate) fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, min)?)
+}

@@ -1,0 +1,117 @@
+//! The forkserver start method, parent side: start the server on first use, send it a
+//! request per child, read back the pid (see `forkserver` for the protocol).
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::popen_fork::{wait_readable, Popen, Reaper};
+use crate::reduction::{read_exact_fds, write_frame, FdKind};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
+use std::time::Duration;
+
+struct Server {
+    ctl: OwnedFd,
+    pid: u32,
+    pidfd: OwnedFd,
+}
+
+static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+fn lock() -> std::sync::MutexGuard<'static, Option<Server>> {
+    SERVER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn start_server() -> Result<Server> {
+    crate::process::keep_bootstrap_linked();
+    let (ours, theirs) = UnixStream::pair()?;
+    let exe = crate::context::executable()?;
+    let theirs: OwnedFd = theirs.into();
+    let (pid, pidfd) = crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::process::ENV_FORKSERVER)?;
+    drop(theirs);
+    let init = crate::forkserver::ServerInit {
+        preload: crate::context::forkserver_preload(),
+        log_level: crate::util::current_log_level(),
+    };
+    let ctl: OwnedFd = ours.into();
+    write_frame(ctl.as_fd(), FdKind::Socket, &codec::encode(&init)?, &[])?;
+    Ok(Server { ctl, pid, pidfd })
+}
+
+/// Asks the fork server (started if needed) for a child reading from `child_sock`.
+pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
+    let (st_ours, st_theirs) = UnixStream::pair()?;
+    {
+        let mut guard = lock();
+        let mut attempts = 0;
+        loop {
+            if guard.is_none() {
+                *guard = Some(start_server()?);
+            }
+            let server = guard.as_ref().expect("started");
+            let sent = write_frame(
+                server.ctl.as_fd(),
+                FdKind::Socket,
+                &[],
+                &[child_sock.as_fd(), st_theirs.as_fd()],
+            );
+            match sent {
+                Ok(()) => break,
+                Err(e) if attempts == 0 => {
+                    // the server died: reap it and start a new one
+                    log::debug!("fork server gone ({e}); starting a new one");
+                    if let Some(old) = guard.take() {
+                        reap(old);
+                    }
+                    attempts += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    drop(child_sock);
+    drop(st_theirs);
+    let st: OwnedFd = st_ours.into();
+    let mut buf = [0u8; 4];
+    let mut fds = Vec::new();
+    if !read_exact_fds(st.as_fd(), FdKind::Socket, &mut buf, &mut fds)? {
+        return Err(Error::Io(std::io::Error::other("the fork server failed to start the child")));
+    }
+    let pid = i32::from_be_bytes(buf);
+    if pid <= 0 {
+        return Err(Error::Io(std::io::Error::other("the fork server sent a bad pid")));
+    }
+    Ok(Popen::new(pid as u32, st, Reaper::Server))
+}
+
+fn reap(server: Server) {
+    drop(server.ctl);
+    let _ = wait_readable(server.pidfd.as_fd(), Some(Duration::from_secs(5)));
+    let mut st = 0;
+    // SAFETY: waitpid on our own child (the server), non-blocking.
+    unsafe { libc::waitpid(server.pid as libc::pid_t, &mut st, libc::WNOHANG) };
+}
+
+/// Stops the fork server (exit handler): closing the control socket ends it.
+pub(crate) fn stop() {
+    if let Some(server) = lock().take() {
+        reap(server);
+    }
+}
+
+/// Locks the server state (held across fork so the child never sees it mid-update).
+/// In the forked child, set the guarded value to `None`: the child starts its own
+/// server if it needs one, and closing its copy of the control socket lets the
+/// server see its real parent's exit.
+pub(crate) struct ForkGuard(std::sync::MutexGuard<'static, Option<Server>>);
+
+impl ForkGuard {
+    pub(crate) fn in_child(mut self) {
+        *self.0 = None;
+    }
+}
+
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    ForkGuard(lock())
+}
+

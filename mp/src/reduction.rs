@@ -1,0 +1,459 @@
+//! Passing file descriptors between processes (CPython's `multiprocessing.reduction`).
+//!
+//! A handle that owns a descriptor (a [`Connection`](crate::connection::Connection),
+//! a queue, a lock's shared arena, [`SharedFd`] …) serializes as an index into a list of
+//! descriptors that travels beside the encoded bytes: `SCM_RIGHTS` on a Unix socket
+//! (Process payloads, `Connection::send`, queue items), or inheritance under fork.
+//! [`serialize_fd`] and [`deserialize_fd`] are the two halves a handle's serde impl
+//! calls; outside `mp`'s own transports they fail with a serde error, so a handle can
+//! never be silently copied by another serde format.
+//!
+//! This file also holds the socket primitives that move bytes and descriptors together
+//! ([`send_with_fds`], [`recv_with_fds`]) and the CPython-compatible frame reader and
+//! writer built on them ([`write_frame`], [`read_frame`]).
+
+use crate::error::{Error, Result};
+use serde::{de, ser, Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::RefCell;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+thread_local! {
+    static ENCODING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static DECODING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+    static CUSTOM_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// The message of the last custom serde error raised by a handle on this thread
+/// (postcard drops custom messages; this keeps them for `Error::Codec`).
+pub(crate) fn take_custom_error() -> Option<String> {
+    CUSTOM_ERROR.with(|c| c.borrow_mut().take())
+}
+
+fn ser_error<E: ser::Error>(msg: String) -> E {
+    CUSTOM_ERROR.with(|c| *c.borrow_mut() = Some(msg.clone()));
+    E::custom(msg)
+}
+
+fn de_error<E: de::Error>(msg: String) -> E {
+    CUSTOM_ERROR.with(|c| *c.borrow_mut() = Some(msg.clone()));
+    E::custom(msg)
+}
+
+/// While alive, handles serialized on this thread append their descriptors to a list.
+pub(crate) struct EncodeFds {
+    saved: Option<Vec<OwnedFd>>,
+}
+
+impl EncodeFds {
+    pub(crate) fn begin() -> Self {
+        let saved = ENCODING.with(|e| e.borrow_mut().replace(Vec::new()));
+        EncodeFds { saved }
+    }
+    pub(crate) fn finish(mut self) -> Vec<OwnedFd> {
+        let saved = self.saved.take();
+        ENCODING.with(|e| std::mem::replace(&mut *e.borrow_mut(), saved)).unwrap_or_default()
+    }
+}
+
+impl Drop for EncodeFds {
+    fn drop(&mut self) {
+        // finish() was not called (an error unwound): restore the outer context.
+        if let Some(saved) = self.saved.take() {
+            ENCODING.with(|e| *e.borrow_mut() = Some(saved));
+        }
+    }
+}
+
+/// While alive, handles deserialized on this thread take their descriptors from a list.
+pub(crate) struct DecodeFds {
+    saved: Option<Vec<Option<OwnedFd>>>,
+}
+
+impl DecodeFds {
+    pub(crate) fn begin(fds: Vec<OwnedFd>) -> Self {
+        let list = fds.into_iter().map(Some).collect();
+        let saved = DECODING.with(|d| d.borrow_mut().replace(list));
+        DecodeFds { saved }
+    }
+}
+
+impl Drop for DecodeFds {
+    fn drop(&mut self) {
+        let saved = self.saved.take();
+        DECODING.with(|d| *d.borrow_mut() = saved);
+    }
+}
+
+/// True while a value is being encoded by one of `mp`'s transports (so handles may
+/// serialize their descriptors).
+pub fn in_transport() -> bool {
+    ENCODING.with(|e| e.borrow().is_some())
+}
+
+/// Serializes a descriptor as an index into the transport's descriptor list.
+/// The descriptor is duplicated, so the handle keeps its own.
+///
+/// Call it from a handle's `Serialize` impl. Outside `mp`'s transports it fails.
+pub fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> Result<S::Ok, S::Error> {
+    let index = ENCODING.with(|e| {
+        let mut e = e.borrow_mut();
+        let list = e.as_mut().ok_or_else(|| {
+            "a handle owning a file descriptor can only be sent through mp's own transports \
+             (Process args, Connection::send, queues, pools, managers)"
+                .to_string()
+        })?;
+        let dup = fd
+            .try_clone_to_owned()
+            .map_err(|err| format!("cannot duplicate descriptor {}: {err}", fd.as_raw_fd()))?;
+        list.push(dup);
+        Ok::<u32, String>((list.len() - 1) as u32)
+    });
+    match index {
+        Ok(i) => i.serialize(serializer),
+        Err(msg) => Err(ser_error(msg)),
+    }
+}
+
+/// Deserializes a descriptor written by [`serialize_fd`], taking it from the transport.
+pub fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFd, D::Error> {
+    let index = u32::deserialize(deserializer)? as usize;
+    let taken = DECODING.with(|d| {
+        let mut d = d.borrow_mut();
+        let list = d.as_mut().ok_or_else(|| {
+            "a handle owning a file descriptor can only be received through mp's own transports"
+                .to_string()
+        })?;
+        let n = list.len();
+        list.get_mut(index)
+            .and_then(Option::take)
+            .ok_or_else(|| format!("descriptor index {index} missing from the message ({n} received)"))
+    });
+    taken.map_err(de_error)
+}
+
+/// An owned file descriptor that can be passed to a child (in `Process` args, through a
+/// `Connection` or a queue) under every start method. The receiver gets its own
+/// descriptor for the same open file (Python: `multiprocessing.reduction.DupFd`).
+///
+/// ```
+/// # mp::test_support!();
+/// use std::io::Write;
+/// let file = tempfile::tempfile().unwrap();
+/// let fd = mp::reduction::SharedFd::new(file.try_clone().unwrap().into());
+/// let mut f: std::fs::File = fd.into_owned().into();
+/// f.write_all(b"hi").unwrap();
+/// ```
+#[derive(Debug)]
+pub struct SharedFd(OwnedFd);
+
+impl SharedFd {
+    /// Wraps an owned descriptor.
+    pub fn new(fd: OwnedFd) -> Self {
+        SharedFd(fd)
+    }
+    /// Gives the descriptor back.
+    pub fn into_owned(self) -> OwnedFd {
+        self.0
+    }
+    /// Duplicates it.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(SharedFd(self.0.try_clone()?))
+    }
+}
+
+impl From<OwnedFd> for SharedFd {
+    fn from(fd: OwnedFd) -> Self {
+        SharedFd(fd)
+    }
+}
+
+impl From<std::fs::File> for SharedFd {
+    fn from(f: std::fs::File) -> Self {
+        SharedFd(f.into())
+    }
+}
+
+impl AsFd for SharedFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for SharedFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl Serialize for SharedFd {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serialize_fd(self.0.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedFd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_fd(d).map(SharedFd)
+    }
+}
+
+/// The most descriptors one message may carry (Linux's `SCM_MAX_FD`).
+pub const MAX_FDS: usize = 253;
+
+/// One `sendmsg`: sends (a prefix of) `bufs` with `fds` attached. Returns the bytes sent.
+/// Never raises `SIGPIPE`; retries `EINTR`.
+pub fn send_with_fds(sock: BorrowedFd<'_>, bufs: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("a message may carry at most {MAX_FDS} descriptors, not {}", fds.len()),
+        ));
+    }
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len().max(1)))];
+    loop {
+        let mut cmsg = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !cmsg.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(io::Error::other("ancillary buffer too small"));
+        }
+        match sendmsg(sock, bufs, &mut cmsg, SendFlags::NOSIGNAL) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One `recvmsg` into `buf`; received descriptors (close-on-exec) are appended to `fds`.
+/// Returns the bytes read (0 = end of file). Retries `EINTR`.
+pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    loop {
+        let mut cmsg = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(buf)];
+        match recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC) {
+            Ok(r) => {
+                for msg in cmsg.drain() {
+                    if let RecvAncillaryMessage::ScmRights(received) = msg {
+                        fds.extend(received);
+                    }
+                }
+                return Ok(r.bytes);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How a descriptor moves bytes: a socket can carry descriptors, a pipe cannot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// A Unix (or TCP) socket: `sendmsg`/`recvmsg`.
+    Socket,
+    /// A pipe or anything else: `read`/`write`.
+    Stream,
+}
+
+/// The length header of CPython's `multiprocessing.connection` frames: 4-byte
+/// big-endian signed length, or `-1` followed by an 8-byte big-endian length for
+/// messages over `0x7fffffff` bytes.
+pub fn frame_header(len: usize) -> ([u8; 12], usize) {
+    let mut h = [0u8; 12];
+    if len > 0x7fff_ffff {
+        h[..4].copy_from_slice(&(-1i32).to_be_bytes());
+        h[4..].copy_from_slice(&(len as u64).to_be_bytes());
+        (h, 12)
+    } else {
+        h[..4].copy_from_slice(&(len as i32).to_be_bytes());
+        (h, 4)
+    }
+}
+
+fn write_some(fd: BorrowedFd<'_>, kind: FdKind, bufs: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+    match kind {
+        FdKind::Socket => send_with_fds(fd, bufs, fds),
+        FdKind::Stream => {
+            if !fds.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "file descriptors can only be sent over a socket, not a pipe",
+                ));
+            }
+            loop {
+                match rustix::io::writev(fd, bufs) {
+                    Ok(n) => return Ok(n),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+}
+
+/// Writes one CPython-compatible frame (header + `data`) with `fds` attached to its
+/// first byte. Blocks until everything is written.
+pub fn write_frame(fd: BorrowedFd<'_>, kind: FdKind, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    let (header, hlen) = frame_header(data.len());
+    let total = hlen + data.len();
+    let mut done = 0usize;
+    let mut first = true;
+    while done < total {
+        let n = if done < hlen {
+            let bufs = [IoSlice::new(&header[done..hlen]), IoSlice::new(data)];
+            write_some(fd, kind, &bufs, if first { fds } else { &[] })?
+        } else {
+            let bufs = [IoSlice::new(&data[done - hlen..])];
+            write_some(fd, kind, &bufs, if first { fds } else { &[] })?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        first = false;
+        done += n;
+    }
+    Ok(())
+}
+
+fn read_some(fd: BorrowedFd<'_>, kind: FdKind, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+    match kind {
+        FdKind::Socket => recv_with_fds(fd, buf, fds),
+        FdKind::Stream => loop {
+            match rustix::io::read(fd, &mut *buf) {
+                Ok(n) => return Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        },
+    }
+}
+
+/// Reads exactly `buf.len()` bytes. `Ok(false)` if the peer closed before the first byte.
+pub fn read_exact_fds(fd: BorrowedFd<'_>, kind: FdKind, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<bool> {
+    let mut done = 0;
+    while done < buf.len() {
+        let n = read_some(fd, kind, &mut buf[done..], fds)?;
+        if n == 0 {
+            if done == 0 {
+                return Ok(false);
+            }
+            return Err(Error::Eof);
+        }
+        done += n;
+    }
+    Ok(true)
+}
+
+/// Reads the header of one frame: the message length. `Err(Eof)` if the peer closed.
+pub fn read_frame_header(fd: BorrowedFd<'_>, kind: FdKind, fds: &mut Vec<OwnedFd>) -> Result<usize> {
+    let mut h = [0u8; 4];
+    if !read_exact_fds(fd, kind, &mut h, fds)? {
+        return Err(Error::Eof);
+    }
+    let n = i32::from_be_bytes(h);
+    if n == -1 {
+        let mut l = [0u8; 8];
+        if !read_exact_fds(fd, kind, &mut l, fds)? {
+            return Err(Error::Eof);
+        }
+        let len = u64::from_be_bytes(l);
+        usize::try_from(len).map_err(|_| Error::Codec(format!("frame length {len} too large")))
+    } else if n < 0 {
+        Err(Error::Codec(format!("malformed frame header: length {n}")))
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Reads a frame body of `len` bytes, growing the buffer as data arrives (a lying
+/// header cannot make us allocate more than what was really sent, plus one chunk).
+pub fn read_frame_body(fd: BorrowedFd<'_>, kind: FdKind, len: usize, fds: &mut Vec<OwnedFd>) -> Result<Vec<u8>> {
+    const CHUNK: usize = 16 << 20;
+    let mut out = Vec::with_capacity(len.min(CHUNK));
+    while out.len() < len {
+        let want = (len - out.len()).min(CHUNK);
+        let start = out.len();
+        out.resize(start + want, 0);
+        if !read_exact_fds(fd, kind, &mut out[start..], fds)? {
+            return Err(Error::Eof);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one frame written by [`write_frame`] (or by CPython). A frame longer than
+/// `max` is refused with [`Error::MessageTooLarge`] before its body is read.
+pub fn read_frame(fd: BorrowedFd<'_>, kind: FdKind, max: usize) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    let mut fds = Vec::new();
+    let len = read_frame_header(fd, kind, &mut fds)?;
+    if len > max {
+        return Err(Error::MessageTooLarge { len, max });
+    }
+    let body = read_frame_body(fd, kind, len, &mut fds)?;
+    Ok((body, fds))
+}
+
+/// Takes ownership of a raw descriptor number inherited across exec.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else in this process.
+pub(crate) unsafe fn owned_from_raw(fd: RawFd) -> OwnedFd {
+    OwnedFd::from_raw_fd(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_header_forms() {
+        assert_eq!(frame_header(5), ([0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0], 4));
+        let (h, n) = frame_header(0x8000_0000);
+        assert_eq!(n, 12);
+        assert_eq!(&h[..4], &[0xff; 4]);
+        assert_eq!(&h[4..], &0x8000_0000u64.to_be_bytes());
+    }
+
+    #[test]
+    fn frames_with_fds_over_a_socketpair() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let f = tempfile::tempfile().unwrap();
+        write_frame(a.as_fd(), FdKind::Socket, b"hello", &[f.as_fd()]).unwrap();
+        write_frame(a.as_fd(), FdKind::Socket, b"", &[]).unwrap();
+        let (body, fds) = read_frame(b.as_fd(), FdKind::Socket, 100).unwrap();
+        assert_eq!(body, b"hello");
+        assert_eq!(fds.len(), 1);
+        let (body, fds) = read_frame(b.as_fd(), FdKind::Socket, 100).unwrap();
+        assert!(body.is_empty() && fds.is_empty());
+        drop(a);
+        assert!(matches!(read_frame(b.as_fd(), FdKind::Socket, 100), Err(Error::Eof)));
+    }
+
+    #[test]
+    fn lying_header_is_bounded() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        // claims 1 GiB, sends 3 bytes, closes
+        rustix::io::write(&a, &[0x40, 0, 0, 0, 1, 2, 3]).unwrap();
+        drop(a);
+        assert!(matches!(read_frame(b.as_fd(), FdKind::Socket, usize::MAX), Err(Error::Eof)));
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        rustix::io::write(&a, &[0x40, 0, 0, 0]).unwrap();
+        assert!(matches!(
+            read_frame(b.as_fd(), FdKind::Socket, 10),
+            Err(Error::MessageTooLarge { len: 0x4000_0000, max: 10 })
+        ));
+    }
+
+    #[test]
+    fn handles_refuse_foreign_serializers() {
+        let fd = SharedFd::new(tempfile::tempfile().unwrap().into());
+        assert!(crate::codec::encode(&fd).is_err());
+        let (bytes, fds) = crate::codec::encode_with_fds(&fd).unwrap();
+        assert_eq!(fds.len(), 1);
+        let back: SharedFd = crate::codec::decode_with_fds(&bytes, fds).unwrap();
+        assert_ne!(back.as_raw_fd(), fd.as_raw_fd());
+    }
+}

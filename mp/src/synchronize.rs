@@ -1,0 +1,4 @@
+//! (in progress)
+
+#[doc(hidden)]
+pub mod root_exports {}

@@ -1,0 +1,154 @@
+//! Logging and exit handling (CPython's `multiprocessing.util`).
+//!
+//! [`log_to_stderr`] installs a [`log`] logger that formats records as Python's
+//! multiprocessing logger does, `[LEVEL/ProcessName] message`; children inherit the level.
+//!
+//! Exit handlers run once when the program's `main` returns or unwinds (through
+//! [`#[mp::main]`](macro@crate::main)) or when the process exits (`atexit`): join
+//! non-daemonic children, terminate daemonic ones, run what other parts of `mp`
+//! registered (queues flushing, managers shutting down, the resource tracker), and
+//! stop the fork server.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+static HOOKS: Mutex<Vec<(i32, Hook)>> = Mutex::new(Vec::new());
+static ATEXIT_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// The pid whose exit handlers already ran (0 = none yet).
+static RAN_IN: AtomicU32 = AtomicU32::new(0);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Registers `f` to run at exit (Python's `util.Finalize(None, f, exitpriority=p)`):
+/// higher priorities first; children are joined before priority 0 and after
+/// positive priorities. Hooks belong to the process that registered them: a forked
+/// child starts with none.
+pub fn register_exit_hook(priority: i32, f: impl FnOnce() + Send + 'static) {
+    ensure_exit_handlers();
+    lock(&HOOKS).push((priority, Box::new(f)));
+}
+
+extern "C" fn atexit_handler() {
+    run_exit_handlers();
+}
+
+/// Makes sure the exit handlers run when the process exits.
+pub(crate) fn ensure_exit_handlers() {
+    if !ATEXIT_INSTALLED.swap(true, Ordering::AcqRel) {
+        // SAFETY: registering a plain extern "C" fn.
+        unsafe { libc::atexit(atexit_handler) };
+    }
+}
+
+/// Runs the exit handlers once per process.
+pub(crate) fn run_exit_handlers() {
+    let me = std::process::id();
+    if RAN_IN.swap(me, Ordering::AcqRel) == me {
+        return;
+    }
+    let mut hooks = std::mem::take(&mut *lock(&HOOKS));
+    hooks.sort_by_key(|(p, _)| -*p);
+    let mut rest = Vec::new();
+    for (p, f) in hooks {
+        if p > 0 {
+            f();
+        } else {
+            rest.push(f);
+        }
+    }
+    crate::process::finish_children();
+    for f in rest {
+        f();
+    }
+    crate::popen_forkserver::stop();
+}
+
+/// In a forked or freshly started child: forget the parent's exit hooks.
+pub(crate) fn after_fork_child() {
+    if let Ok(mut h) = HOOKS.try_lock() {
+        // leak, don't run or drop: they belong to the parent
+        std::mem::forget(std::mem::take(&mut *h));
+    }
+    RAN_IN.store(0, Ordering::Release);
+}
+
+// ---------------------------------------------------------------------------------
+// Logging
+
+/// Python's `SUBDEBUG` and friends map onto `log`'s levels: DEBUG → Debug, INFO → Info …
+static LEVEL: AtomicUsize = AtomicUsize::new(0); // 0 = not set
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+struct MpLogger;
+
+impl log::Log for MpLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::max_level()
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            let name = crate::process::current_meta().name;
+            eprintln!("[{}/{}] {}", record.level(), name, record.args());
+        }
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: MpLogger = MpLogger;
+
+fn level_index(l: log::LevelFilter) -> usize {
+    l as usize + 1
+}
+
+/// Python's `get_logger()`: the `log` facade is the logger; this returns the current
+/// maximum level (records below it are dropped).
+pub fn get_logger() -> log::LevelFilter {
+    log::max_level()
+}
+
+/// Python's `log_to_stderr(level)`: send `mp`'s (and the program's) `log` records to
+/// standard error as `[LEVEL/ProcessName] message`. Children started afterwards log
+/// at the same level.
+///
+/// ```
+/// mp::log_to_stderr(log::LevelFilter::Info);
+/// log::info!("hello");   // [INFO/MainProcess] hello
+/// ```
+pub fn log_to_stderr(level: log::LevelFilter) -> log::LevelFilter {
+    if !INSTALLED.swap(true, Ordering::AcqRel) {
+        // another logger may already be installed; ours then stays unused
+        let _ = log::set_logger(&LOGGER);
+    }
+    log::set_max_level(level);
+    LEVEL.store(level_index(level), Ordering::Release);
+    level
+}
+
+pub(crate) fn current_log_level() -> Option<usize> {
+    match LEVEL.load(Ordering::Acquire) {
+        0 => None,
+        n => Some(n),
+    }
+}
+
+pub(crate) fn set_inherited_log_level(level: Option<usize>) {
+    let Some(n) = level else { return };
+    let filter = match n {
+        1 => log::LevelFilter::Off,
+        2 => log::LevelFilter::Error,
+        3 => log::LevelFilter::Warn,
+        4 => log::LevelFilter::Info,
+        5 => log::LevelFilter::Debug,
+        _ => log::LevelFilter::Trace,
+    };
+    log_to_stderr(filter);
+}
+
+#[doc(hidden)]
+pub mod root_exports {
+    pub use super::{get_logger, log_to_stderr};
+}

@@ -1,0 +1,1 @@
+mp::test_support!();

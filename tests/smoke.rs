@@ -3,10 +3,14 @@ use mp::*;
 use std::time::Duration;
 
 #[mp::task]
-fn add(a: u32, b: u32) -> u32 { a + b }
+fn add(a: u32, b: u32) -> u32 {
+    a + b
+}
 
 #[mp::task]
-fn boom() { panic!("boom!") }
+fn boom() {
+    panic!("boom!")
+}
 
 #[test]
 fn smoke() {

@@ -12,7 +12,12 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream> {
     }
     let f: ItemFn = syn::parse2(item)?;
     validate(&f)?;
-    let ItemFn { attrs, vis, sig, block } = f;
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = f;
     let ident = &sig.ident;
     let output = &sig.output;
     let asyncness = &sig.asyncness;
@@ -38,14 +43,24 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream> {
 
 fn validate(f: &ItemFn) -> Result<()> {
     if let Some(arg) = f.sig.inputs.first() {
-        return Err(Error::new(arg.span(), "#[mp::main] functions take no arguments"));
+        return Err(Error::new(
+            arg.span(),
+            "#[mp::main] functions take no arguments",
+        ));
     }
     if !f.sig.generics.params.is_empty() {
-        return Err(Error::new(f.sig.generics.span(), "#[mp::main] functions cannot be generic"));
+        return Err(Error::new(
+            f.sig.generics.span(),
+            "#[mp::main] functions cannot be generic",
+        ));
     }
     if let Some(a) = &f.sig.asyncness {
         // an async main needs a runtime attribute below ours (e.g. #[tokio::main])
-        if !f.attrs.iter().any(|a| !a.path().is_ident("doc") && !a.path().is_ident("allow")) {
+        if !f
+            .attrs
+            .iter()
+            .any(|a| !a.path().is_ident("doc") && !a.path().is_ident("allow"))
+        {
             return Err(Error::new(
                 a.span(),
                 "an async #[mp::main] needs a runtime attribute below it, e.g. #[tokio::main]",

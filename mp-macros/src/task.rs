@@ -58,7 +58,10 @@ fn validate_fn(f: &ItemFn) -> Result<()> {
         ));
     }
     if let Some(v) = &sig.variadic {
-        return Err(Error::new(v.span(), "#[mp::task] functions cannot be variadic"));
+        return Err(Error::new(
+            v.span(),
+            "#[mp::task] functions cannot be variadic",
+        ));
     }
     for arg in &sig.inputs {
         match arg {
@@ -112,7 +115,9 @@ fn expand_fn(f: &ItemFn) -> TokenStream {
         FnArg::Receiver(_) => None,
     });
     let ret_check = match &f.sig.output {
-        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> ::mp::__private::assert_ret::<#ty>();),
+        ReturnType::Type(_, ty) => {
+            quote_spanned!(ty.span()=> ::mp::__private::assert_ret::<#ty>();)
+        }
         ReturnType::Default => quote!(),
     };
     quote! {
@@ -146,14 +151,23 @@ fn expand_run_impl(i: &ItemImpl) -> Result<TokenStream> {
         ));
     };
     if path.segments.last().is_none_or(|s| s.ident != "Run") {
-        return Err(Error::new(path.span(), "#[mp::task] on an impl block needs `impl mp::Run for T`"));
+        return Err(Error::new(
+            path.span(),
+            "#[mp::task] on an impl block needs `impl mp::Run for T`",
+        ));
     }
     if !i.generics.params.is_empty() {
-        return Err(Error::new(i.generics.params.span(), "#[mp::task] Run types cannot be generic"));
+        return Err(Error::new(
+            i.generics.params.span(),
+            "#[mp::task] Run types cannot be generic",
+        ));
     }
     let ty = &i.self_ty;
     let Type::Path(tp) = &**ty else {
-        return Err(Error::new(ty.span(), "#[mp::task] Run types must be named types"));
+        return Err(Error::new(
+            ty.span(),
+            "#[mp::task] Run types must be named types",
+        ));
     };
     let last = &tp.path.segments.last().expect("non-empty path").ident;
     let name = last.to_string();

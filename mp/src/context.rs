@@ -81,7 +81,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Python's `multiprocessing.get_all_start_methods()`: the default first.
 pub fn get_all_start_methods() -> Vec<StartMethod> {
-    vec![StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
+    vec![
+        StartMethod::ForkServer,
+        StartMethod::Spawn,
+        StartMethod::Fork,
+    ]
 }
 
 /// Python's `get_start_method()`: the global start method, fixing it to the default
@@ -144,7 +148,7 @@ pub(crate) fn forkserver_preload() -> Vec<String> {
 /// A start method bound to the constructors of `mp` (Python's context objects).
 /// Every constructor of the crate is a method here: `ctx.process(f, args)`,
 /// `ctx.pipe(duplex)`, `ctx.queue()`, `ctx.lock()`, `ctx.value(v)` …
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Context {
     method: Option<StartMethod>,
 }
@@ -152,12 +156,6 @@ pub struct Context {
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<Context {}>", self.get_start_method())
-    }
-}
-
-impl Default for Context {
-    fn default() -> Self {
-        Context { method: None }
     }
 }
 

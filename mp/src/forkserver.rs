@@ -30,7 +30,11 @@ struct Child {
 }
 
 fn write_i32(fd: &OwnedFd, v: i32) {
-    let _ = crate::reduction::send_with_fds(fd.as_fd(), &[std::io::IoSlice::new(&v.to_be_bytes())], &[]);
+    let _ = crate::reduction::send_with_fds(
+        fd.as_fd(),
+        &[std::io::IoSlice::new(&v.to_be_bytes())],
+        &[],
+    );
 }
 
 /// The server's main loop; never returns.
@@ -57,9 +61,17 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
     let mut children: Vec<Child> = Vec::new();
     loop {
         let mut pfds: Vec<libc::pollfd> = Vec::with_capacity(children.len() + 1);
-        pfds.push(libc::pollfd { fd: ctl.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        pfds.push(libc::pollfd {
+            fd: ctl.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
         for c in &children {
-            pfds.push(libc::pollfd { fd: c.pidfd.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            pfds.push(libc::pollfd {
+                fd: c.pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
         }
         // SAFETY: valid array of pollfds.
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
@@ -75,7 +87,11 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
                 let mut status = 0;
                 // SAFETY: waitpid on our own child.
                 let r = unsafe { libc::waitpid(c.pid as libc::pid_t, &mut status, 0) };
-                let code = if r == c.pid as libc::pid_t { decode_status(status) } else { 255 };
+                let code = if r == c.pid as libc::pid_t {
+                    decode_status(status)
+                } else {
+                    255
+                };
                 write_i32(&c.status, code);
                 // keep pfds aligned with the swapped vector: re-check the moved child next round
                 pfds.swap_remove(k);

@@ -52,15 +52,20 @@ pub mod util;
 /// Python's `multiprocessing.queues` is also reachable as `mp::queue`.
 pub use queues as queue;
 
+#[allow(unused_imports)] // filled in as each area lands
+mod reexports {
+    pub use crate::connection::root_exports::*;
+    pub use crate::queues::root_exports::*;
+    pub use crate::shared_memory::root_exports::*;
+    pub use crate::sharedctypes::root_exports::*;
+    pub use crate::synchronize::root_exports::*;
+}
 pub use context::root_exports::*;
 pub use error::{Error, Result};
 pub use process::root_exports::*;
+#[allow(unused_imports)]
+pub use reexports::*;
 pub use spawn::root_exports::*;
-pub use connection::root_exports::*;
-pub use synchronize::root_exports::*;
-pub use sharedctypes::root_exports::*;
-pub use shared_memory::root_exports::*;
-pub use queues::root_exports::*;
 pub use util::root_exports::*;
 
 pub use mp_macros::{main, task, Shared};

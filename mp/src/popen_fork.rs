@@ -39,7 +39,10 @@ pub(crate) fn decode_status(status: libc::c_int) -> i32 {
 
 /// Waits until `fd` is readable (or hung up) or `timeout` passes. EINTR is retried
 /// with the remaining time. `None` waits forever.
-pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> std::io::Result<bool> {
+pub(crate) fn wait_readable(
+    fd: BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> std::io::Result<bool> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let ms: libc::c_int = match deadline {
@@ -50,7 +53,11 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> st
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
             }
         };
-        let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, ms) };
         if r < 0 {
@@ -75,12 +82,21 @@ pub(crate) fn wait_readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> st
 pub(crate) fn pidfd(pid: u32) -> Result<OwnedFd> {
     let p = rustix::process::Pid::from_raw(pid as i32)
         .ok_or_else(|| Error::invalid(format!("invalid pid {pid}")))?;
-    Ok(rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())?)
+    Ok(rustix::process::pidfd_open(
+        p,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 impl Popen {
     pub(crate) fn new(pid: u32, sentinel: OwnedFd, reaper: Reaper) -> Self {
-        Popen { pid, sentinel, reaper, returncode: Mutex::new(None), result_sock: Mutex::new(None) }
+        Popen {
+            pid,
+            sentinel,
+            reaper,
+            returncode: Mutex::new(None),
+            result_sock: Mutex::new(None),
+        }
     }
 
     pub(crate) fn sentinel(&self) -> RawFd {
@@ -97,7 +113,8 @@ impl Popen {
             Reaper::Direct => {
                 let mut status = 0;
                 // SAFETY: plain syscall on our own child's pid.
-                let r = unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
+                let r =
+                    unsafe { libc::waitpid(self.pid as libc::pid_t, &mut status, libc::WNOHANG) };
                 if r == self.pid as libc::pid_t {
                     *rc = Some(decode_status(status));
                 } else if r < 0 {

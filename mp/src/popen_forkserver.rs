@@ -27,7 +27,8 @@ fn start_server() -> Result<Server> {
     let (ours, theirs) = UnixStream::pair()?;
     let exe = crate::context::executable()?;
     let theirs: OwnedFd = theirs.into();
-    let (pid, pidfd) = crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::process::ENV_FORKSERVER)?;
+    let (pid, pidfd) =
+        crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::process::ENV_FORKSERVER)?;
     drop(theirs);
     let init = crate::forkserver::ServerInit {
         preload: crate::context::forkserver_preload(),
@@ -75,11 +76,15 @@ pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
     let mut buf = [0u8; 4];
     let mut fds = Vec::new();
     if !read_exact_fds(st.as_fd(), FdKind::Socket, &mut buf, &mut fds)? {
-        return Err(Error::Io(std::io::Error::other("the fork server failed to start the child")));
+        return Err(Error::Io(std::io::Error::other(
+            "the fork server failed to start the child",
+        )));
     }
     let pid = i32::from_be_bytes(buf);
     if pid <= 0 {
-        return Err(Error::Io(std::io::Error::other("the fork server sent a bad pid")));
+        return Err(Error::Io(std::io::Error::other(
+            "the fork server sent a bad pid",
+        )));
     }
     Ok(Popen::new(pid as u32, st, Reaper::Server))
 }
@@ -114,4 +119,3 @@ impl ForkGuard {
 pub(crate) fn lock_for_fork() -> ForkGuard {
     ForkGuard(lock())
 }
-

@@ -12,17 +12,23 @@ use std::path::Path;
 pub(crate) const CHILD_FD: i32 = 3;
 
 fn cstring(s: &OsStr) -> Result<CString> {
-    CString::new(s.as_bytes()).map_err(|_| Error::invalid("NUL byte in a path or environment entry"))
+    CString::new(s.as_bytes())
+        .map_err(|_| Error::invalid("NUL byte in a path or environment entry"))
 }
 
 /// Starts `exe` with `sock` as descriptor 3 and `marker=3` added to the environment.
 /// Returns the pid and a pidfd.
-pub(crate) fn spawn_with_socket(exe: &Path, sock: &OwnedFd, marker: &str) -> Result<(u32, OwnedFd)> {
+pub(crate) fn spawn_with_socket(
+    exe: &Path,
+    sock: &OwnedFd,
+    marker: &str,
+) -> Result<(u32, OwnedFd)> {
     // keep the socket clear of descriptor 3 so dup2 really clears close-on-exec
     let high = dup_above(std::os::fd::AsFd::as_fd(sock), 10)?;
     let path = cstring(exe.as_os_str())?;
     let argv_owned = [path.clone()];
-    let mut argv: Vec<*mut libc::c_char> = argv_owned.iter().map(|s| s.as_ptr() as *mut _).collect();
+    let mut argv: Vec<*mut libc::c_char> =
+        argv_owned.iter().map(|s| s.as_ptr() as *mut _).collect();
     argv.push(std::ptr::null_mut());
     let mut env_owned = Vec::new();
     for (k, v) in std::env::vars_os() {
@@ -32,7 +38,8 @@ pub(crate) fn spawn_with_socket(exe: &Path, sock: &OwnedFd, marker: &str) -> Res
         let mut kv = k.as_bytes().to_vec();
         kv.push(b'=');
         kv.extend_from_slice(v.as_bytes());
-        env_owned.push(CString::new(kv).map_err(|_| Error::invalid("NUL byte in the environment"))?);
+        env_owned
+            .push(CString::new(kv).map_err(|_| Error::invalid("NUL byte in the environment"))?);
     }
     env_owned.push(CString::new(format!("{marker}={CHILD_FD}")).expect("no NUL"));
     let mut envp: Vec<*mut libc::c_char> = env_owned.iter().map(|s| s.as_ptr() as *mut _).collect();
@@ -58,7 +65,14 @@ pub(crate) fn spawn_with_socket(exe: &Path, sock: &OwnedFd, marker: &str) -> Res
             (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
         );
         libc::posix_spawn_file_actions_adddup2(&mut fa, high.as_raw_fd(), CHILD_FD);
-        let rc = libc::posix_spawn(&mut pid, path.as_ptr(), &fa, &attr, argv.as_ptr(), envp.as_ptr());
+        let rc = libc::posix_spawn(
+            &mut pid,
+            path.as_ptr(),
+            &fa,
+            &attr,
+            argv.as_ptr(),
+            envp.as_ptr(),
+        );
         libc::posix_spawn_file_actions_destroy(&mut fa);
         libc::posix_spawnattr_destroy(&mut attr);
         rc

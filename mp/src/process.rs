@@ -101,10 +101,13 @@ pub fn current_authkey() -> Vec<u8> {
 // ---------------------------------------------------------------------------------
 // Process
 
+/// Encodes a process's arguments (consuming, so they are dropped right after).
+type EncodeArgs = Box<dyn FnOnce() -> Result<(Vec<u8>, Vec<OwnedFd>)> + Send>;
+
 enum Target {
     Task {
         name: fn() -> Result<&'static str>,
-        encode: Box<dyn FnOnce() -> Result<(Vec<u8>, Vec<OwnedFd>)> + Send>,
+        encode: EncodeArgs,
     },
     Closure(Box<dyn FnOnce() + Send>),
 }
@@ -156,7 +159,11 @@ impl Process {
         });
         let name = format!(
             "Process-{}",
-            identity.iter().map(u32::to_string).collect::<Vec<_>>().join(":")
+            identity
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(":")
         );
         Process {
             inner: Arc::new(Inner {
@@ -254,10 +261,14 @@ impl Process {
             return Err(Error::invalid("cannot start a process twice"));
         }
         if self.inner.creator != my_pid() {
-            return Err(Error::invalid("can only start a process object created by current process"));
+            return Err(Error::invalid(
+                "can only start a process object created by current process",
+            ));
         }
         if with_current(|m| m.daemon) {
-            return Err(Error::invalid("daemonic processes are not allowed to have children"));
+            return Err(Error::invalid(
+                "daemonic processes are not allowed to have children",
+            ));
         }
         let target = lock(&self.inner.target)
             .take()
@@ -276,7 +287,9 @@ impl Process {
         };
         let want_result = self.inner.want_result.load(Ordering::Relaxed);
         let popen = match (method, target) {
-            (StartMethod::Fork, Target::Closure(f)) => launch_fork(meta, ForkWork::Closure(f), want_result)?,
+            (StartMethod::Fork, Target::Closure(f)) => {
+                launch_fork(meta, ForkWork::Closure(f), want_result)?
+            }
             (_, Target::Closure(_)) => {
                 return Err(Error::invalid(format!(
                     "Process::from_closure needs the fork start method, not {method}: \
@@ -286,7 +299,11 @@ impl Process {
             (method, Target::Task { name, encode }) => {
                 let name = name()?;
                 let (args, fds) = encode()?; // the arguments are dropped here
-                let payload = Payload { meta: meta.clone(), task: name.to_string(), args };
+                let payload = Payload {
+                    meta: meta.clone(),
+                    task: name.to_string(),
+                    args,
+                };
                 match method {
                     StartMethod::Fork => {
                         let bytes = codec::encode(&payload)?;
@@ -506,7 +523,10 @@ impl Process {
             Ok((bytes, _)) => codec::decode(&bytes),
             Err(Error::Eof) => {
                 let code = popen.wait(Some(Duration::from_secs(5)))?.unwrap_or(255);
-                Err(Error::WorkerDied { pid: popen.pid, exitcode: code })
+                Err(Error::WorkerDied {
+                    pid: popen.pid,
+                    exitcode: code,
+                })
             }
             Err(e) => Err(e),
         }
@@ -652,7 +672,9 @@ fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
                     }
                 },
                 ForkWork::Closure(f) => {
-                    let code = run_guarded(&meta.name, AssertUnwindSafe(f)).map(|_| 0).unwrap_or(1);
+                    let code = run_guarded(&meta.name, AssertUnwindSafe(f))
+                        .map(|_| 0)
+                        .unwrap_or(1);
                     finish_child(code)
                 }
             }
@@ -672,7 +694,12 @@ fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
     Ok(popen)
 }
 
-fn launch_exec(method: StartMethod, payload: &Payload, fds: Vec<OwnedFd>, want_result: bool) -> Result<Popen> {
+fn launch_exec(
+    method: StartMethod,
+    payload: &Payload,
+    fds: Vec<OwnedFd>,
+    want_result: bool,
+) -> Result<Popen> {
     let bytes = codec::encode(payload)?;
     let (ours, theirs) = UnixStream::pair()?;
     let (ours, theirs): (OwnedFd, OwnedFd) = (ours.into(), theirs.into());
@@ -733,10 +760,16 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs `f` with the child's panic hook; `Err((message, backtrace))` if it panicked.
-fn run_guarded<R>(name: &str, f: impl FnOnce() -> R + panic::UnwindSafe) -> std::result::Result<R, (String, String)> {
+fn run_guarded<R>(
+    name: &str,
+    f: impl FnOnce() -> R + panic::UnwindSafe,
+) -> std::result::Result<R, (String, String)> {
     install_panic_hook(name.to_string());
     panic::catch_unwind(f).map_err(|p| {
-        (panic_message(&*p), LAST_BACKTRACE.with(|b| b.borrow().clone()))
+        (
+            panic_message(&*p),
+            LAST_BACKTRACE.with(|b| b.borrow().clone()),
+        )
     })
 }
 
@@ -752,14 +785,16 @@ fn run_task(payload: Payload, fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
             eprintln!("Process {name}:\n{e}");
             Outcome::Failed(e.to_string())
         }
-        Ok(entry) => match run_guarded(&name, AssertUnwindSafe(|| (entry.call)(&payload.args, fds))) {
-            Ok(Ok(bytes)) => Outcome::Ok(bytes),
-            Ok(Err(e)) => {
-                eprintln!("Process {name}:\n{e}");
-                Outcome::Failed(e.to_string())
+        Ok(entry) => {
+            match run_guarded(&name, AssertUnwindSafe(|| (entry.call)(&payload.args, fds))) {
+                Ok(Ok(bytes)) => Outcome::Ok(bytes),
+                Ok(Err(e)) => {
+                    eprintln!("Process {name}:\n{e}");
+                    Outcome::Failed(e.to_string())
+                }
+                Err((message, backtrace)) => Outcome::Panicked { message, backtrace },
             }
-            Err((message, backtrace)) => Outcome::Panicked { message, backtrace },
-        },
+        }
     };
     let code = match outcome {
         Outcome::Ok(_) => 0,
@@ -937,6 +972,7 @@ pub fn process_cpu_count() -> usize {
 /// The handle [`spawn`] returns: join it for the task's value.
 pub struct JoinHandle<R> {
     process: Process,
+    task: &'static str,
     _r: PhantomData<fn() -> R>,
 }
 
@@ -959,7 +995,7 @@ impl<R: DeserializeOwned> JoinHandle<R> {
         match outcome {
             Outcome::Ok(bytes) => codec::decode(&bytes),
             Outcome::Panicked { message, backtrace } => Err(Error::TaskPanicked {
-                task: self.task_name(),
+                task: self.task.to_string(),
                 message,
                 backtrace,
             }),
@@ -969,10 +1005,6 @@ impl<R: DeserializeOwned> JoinHandle<R> {
                 traceback: String::new(),
             }),
         }
-    }
-
-    fn task_name(&self) -> String {
-        self.process.name()
     }
 
     /// The process running the task.
@@ -1000,18 +1032,14 @@ where
     Args: Serialize + Send + 'static,
     F::Output: DeserializeOwned,
 {
-    let name = spawn::task_name_of::<F>()?;
-    let process = Process::new(f, args).want_result().with_name(format!(
-        "{}",
-        name
-    ));
-    let _ = process.inner.name.lock().map(|mut n| {
-        if n.is_empty() {
-            *n = name.to_string();
-        }
-    });
+    let task = spawn::task_name_of::<F>()?;
+    let process = Process::new(f, args).want_result();
     process.start()?;
-    Ok(JoinHandle { process, _r: PhantomData })
+    Ok(JoinHandle {
+        process,
+        task,
+        _r: PhantomData,
+    })
 }
 
 #[doc(hidden)]

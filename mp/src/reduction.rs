@@ -53,7 +53,9 @@ impl EncodeFds {
     }
     pub(crate) fn finish(mut self) -> Vec<OwnedFd> {
         let saved = self.saved.take();
-        ENCODING.with(|e| std::mem::replace(&mut *e.borrow_mut(), saved)).unwrap_or_default()
+        ENCODING
+            .with(|e| std::mem::replace(&mut *e.borrow_mut(), saved))
+            .unwrap_or_default()
     }
 }
 
@@ -126,9 +128,9 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Owne
                 .to_string()
         })?;
         let n = list.len();
-        list.get_mut(index)
-            .and_then(Option::take)
-            .ok_or_else(|| format!("descriptor index {index} missing from the message ({n} received)"))
+        list.get_mut(index).and_then(Option::take).ok_or_else(|| {
+            format!("descriptor index {index} missing from the message ({n} received)")
+        })
     });
     taken.map_err(de_error)
 }
@@ -204,15 +206,23 @@ pub const MAX_FDS: usize = 253;
 
 /// One `sendmsg`: sends (a prefix of) `bufs` with `fds` attached. Returns the bytes sent.
 /// Never raises `SIGPIPE`; retries `EINTR`.
-pub fn send_with_fds(sock: BorrowedFd<'_>, bufs: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+pub fn send_with_fds(
+    sock: BorrowedFd<'_>,
+    bufs: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     use rustix::net::{sendmsg, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     if fds.len() > MAX_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("a message may carry at most {MAX_FDS} descriptors, not {}", fds.len()),
+            format!(
+                "a message may carry at most {MAX_FDS} descriptors, not {}",
+                fds.len()
+            ),
         ));
     }
-    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len().max(1)))];
+    let mut space =
+        vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len().max(1)))];
     loop {
         let mut cmsg = SendAncillaryBuffer::new(&mut space);
         if !fds.is_empty() && !cmsg.push(SendAncillaryMessage::ScmRights(fds)) {
@@ -228,7 +238,11 @@ pub fn send_with_fds(sock: BorrowedFd<'_>, bufs: &[IoSlice<'_>], fds: &[Borrowed
 
 /// One `recvmsg` into `buf`; received descriptors (close-on-exec) are appended to `fds`.
 /// Returns the bytes read (0 = end of file). Retries `EINTR`.
-pub fn recv_with_fds(sock: BorrowedFd<'_>, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+pub fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     loop {
@@ -273,7 +287,12 @@ pub fn frame_header(len: usize) -> ([u8; 12], usize) {
     }
 }
 
-fn write_some(fd: BorrowedFd<'_>, kind: FdKind, bufs: &[IoSlice<'_>], fds: &[BorrowedFd<'_>]) -> io::Result<usize> {
+fn write_some(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    bufs: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<usize> {
     match kind {
         FdKind::Socket => send_with_fds(fd, bufs, fds),
         FdKind::Stream => {
@@ -296,7 +315,12 @@ fn write_some(fd: BorrowedFd<'_>, kind: FdKind, bufs: &[IoSlice<'_>], fds: &[Bor
 
 /// Writes one CPython-compatible frame (header + `data`) with `fds` attached to its
 /// first byte. Blocks until everything is written.
-pub fn write_frame(fd: BorrowedFd<'_>, kind: FdKind, data: &[u8], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+pub fn write_frame(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
     let (header, hlen) = frame_header(data.len());
     let total = hlen + data.len();
     let mut done = 0usize;
@@ -318,7 +342,12 @@ pub fn write_frame(fd: BorrowedFd<'_>, kind: FdKind, data: &[u8], fds: &[Borrowe
     Ok(())
 }
 
-fn read_some(fd: BorrowedFd<'_>, kind: FdKind, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+fn read_some(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> io::Result<usize> {
     match kind {
         FdKind::Socket => recv_with_fds(fd, buf, fds),
         FdKind::Stream => loop {
@@ -332,7 +361,12 @@ fn read_some(fd: BorrowedFd<'_>, kind: FdKind, buf: &mut [u8], fds: &mut Vec<Own
 }
 
 /// Reads exactly `buf.len()` bytes. `Ok(false)` if the peer closed before the first byte.
-pub fn read_exact_fds(fd: BorrowedFd<'_>, kind: FdKind, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> Result<bool> {
+pub fn read_exact_fds(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+) -> Result<bool> {
     let mut done = 0;
     while done < buf.len() {
         let n = read_some(fd, kind, &mut buf[done..], fds)?;
@@ -348,7 +382,11 @@ pub fn read_exact_fds(fd: BorrowedFd<'_>, kind: FdKind, buf: &mut [u8], fds: &mu
 }
 
 /// Reads the header of one frame: the message length. `Err(Eof)` if the peer closed.
-pub fn read_frame_header(fd: BorrowedFd<'_>, kind: FdKind, fds: &mut Vec<OwnedFd>) -> Result<usize> {
+pub fn read_frame_header(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    fds: &mut Vec<OwnedFd>,
+) -> Result<usize> {
     let mut h = [0u8; 4];
     if !read_exact_fds(fd, kind, &mut h, fds)? {
         return Err(Error::Eof);
@@ -370,7 +408,12 @@ pub fn read_frame_header(fd: BorrowedFd<'_>, kind: FdKind, fds: &mut Vec<OwnedFd
 
 /// Reads a frame body of `len` bytes, growing the buffer as data arrives (a lying
 /// header cannot make us allocate more than what was really sent, plus one chunk).
-pub fn read_frame_body(fd: BorrowedFd<'_>, kind: FdKind, len: usize, fds: &mut Vec<OwnedFd>) -> Result<Vec<u8>> {
+pub fn read_frame_body(
+    fd: BorrowedFd<'_>,
+    kind: FdKind,
+    len: usize,
+    fds: &mut Vec<OwnedFd>,
+) -> Result<Vec<u8>> {
     const CHUNK: usize = 16 << 20;
     let mut out = Vec::with_capacity(len.min(CHUNK));
     while out.len() < len {
@@ -429,7 +472,10 @@ mod tests {
         let (body, fds) = read_frame(b.as_fd(), FdKind::Socket, 100).unwrap();
         assert!(body.is_empty() && fds.is_empty());
         drop(a);
-        assert!(matches!(read_frame(b.as_fd(), FdKind::Socket, 100), Err(Error::Eof)));
+        assert!(matches!(
+            read_frame(b.as_fd(), FdKind::Socket, 100),
+            Err(Error::Eof)
+        ));
     }
 
     #[test]
@@ -438,12 +484,18 @@ mod tests {
         // claims 1 GiB, sends 3 bytes, closes
         rustix::io::write(&a, &[0x40, 0, 0, 0, 1, 2, 3]).unwrap();
         drop(a);
-        assert!(matches!(read_frame(b.as_fd(), FdKind::Socket, usize::MAX), Err(Error::Eof)));
+        assert!(matches!(
+            read_frame(b.as_fd(), FdKind::Socket, usize::MAX),
+            Err(Error::Eof)
+        ));
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
         rustix::io::write(&a, &[0x40, 0, 0, 0]).unwrap();
         assert!(matches!(
             read_frame(b.as_fd(), FdKind::Socket, 10),
-            Err(Error::MessageTooLarge { len: 0x4000_0000, max: 10 })
+            Err(Error::MessageTooLarge {
+                len: 0x4000_0000,
+                max: 10
+            })
         ));
     }
 

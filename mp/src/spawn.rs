@@ -78,7 +78,9 @@ pub(crate) fn task_by_name(name: &str) -> Result<&'static TaskEntry> {
         .by_name
         .get(name)
         .copied()
-        .ok_or_else(|| Error::NotRegistered { name: name.to_string() })
+        .ok_or_else(|| Error::NotRegistered {
+            name: name.to_string(),
+        })
 }
 
 /// Whether `T` (a function item or `Run` type) is registered.

@@ -22,7 +22,7 @@ use crate::codec;
 use crate::context::{Context, StartMethod};
 use crate::error::{Error, Result};
 use crate::popen_fork::{self, exit_now, wait_readable, ForkWork, Popen, Reaper};
-use crate::reduction::{read_frame, write_frame, FdKind};
+use crate::reduction::{read_exact_fds, read_frame, write_frame, FdKind};
 use crate::spawn::{self, TaskFn};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt;
@@ -708,8 +708,18 @@ fn launch_exec(
         _ => crate::popen_spawn::launch(theirs)?,
     };
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-    if let Err(e) = write_frame(ours.as_fd(), FdKind::Socket, &bytes, &borrowed) {
-        // the child died before it read its payload: report it, never hang
+    // The child acknowledges its payload with one byte; end of file instead means it
+    // died (or was not an mp program) before reading it: an error, never a hang.
+    let sent = write_frame(ours.as_fd(), FdKind::Socket, &bytes, &borrowed)
+        .map_err(Error::from)
+        .and_then(|()| {
+            let mut ack = [0u8; 1];
+            match read_exact_fds(ours.as_fd(), FdKind::Socket, &mut ack, &mut Vec::new())? {
+                true => Ok(()),
+                false => Err(Error::Eof),
+            }
+        });
+    if let Err(e) = sent {
         let code = popen.wait(Some(Duration::from_secs(10)))?;
         return Err(Error::Io(std::io::Error::other(format!(
             "child process {} exited (exit code {}) before reading its payload: {e}",
@@ -825,6 +835,7 @@ pub(crate) fn child_from_socket(sock: OwnedFd) -> ! {
             exit_now(1)
         }
     };
+    let _ = rustix::io::write(&sock, &[1]); // the acknowledgement launch_exec waits for
     COUNTER.store(0, Ordering::Relaxed);
     *lock(&CURRENT) = Some(payload.meta.clone());
     crate::util::after_fork_child();

@@ -8,8 +8,14 @@ mod task;
 /// See `mp::main`.
 #[proc_macro_attribute]
 pub fn main(attr: TokenStream, item: TokenStream) -> TokenStream {
-    main_attr::expand(attr.into(), item.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
+    let item: proc_macro2::TokenStream = item.into();
+    main_attr::expand(attr.into(), item.clone())
+        .unwrap_or_else(|e| {
+            // keep the original fn so the only error is ours (no "main not found")
+            let mut out = e.into_compile_error();
+            out.extend(item);
+            out
+        })
         .into()
 }
 

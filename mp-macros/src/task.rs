@@ -50,6 +50,13 @@ fn validate_fn(f: &ItemFn) -> Result<()> {
              start a runtime inside a plain fn instead",
         ));
     }
+    if let Some(lt) = sig.generics.lifetimes().next() {
+        return Err(Error::new(
+            lt.span(),
+            "#[mp::task] functions cannot have lifetime parameters: arguments crossing into \
+             another process must be owned (`'static`)",
+        ));
+    }
     if !sig.generics.params.is_empty() {
         return Err(Error::new(
             sig.generics.params.span(),
@@ -114,6 +121,22 @@ fn expand_fn(f: &ItemFn) -> TokenStream {
         }
         FnArg::Receiver(_) => None,
     });
+    let types: Vec<&Type> = f
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(&*t.ty),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let names: Vec<_> = (0..types.len())
+        .map(|i| format_ident!("__mp_arg{}", i))
+        .collect();
+    let ret = match &f.sig.output {
+        ReturnType::Type(_, ty) => quote!(#ty),
+        ReturnType::Default => quote!(()),
+    };
     let ret_check = match &f.sig.output {
         ReturnType::Type(_, ty) => {
             quote_spanned!(ty.span()=> ::mp::__private::assert_ret::<#ty>();)
@@ -130,7 +153,14 @@ fn expand_fn(f: &ItemFn) -> TokenStream {
         static #static_name: ::mp::__private::TaskEntry = ::mp::__private::TaskEntry {
             name: ::core::concat!(::core::module_path!(), "::", #name),
             type_id: || ::mp::__private::type_id_of_val(&#ident),
-            call: |args, fds| ::mp::__private::task_entry(#ident, args, fds),
+            call: |args, fds| {
+                #[allow(unused_imports)]
+                use ::mp::__private::{NoCodec as _, ViaCodec as _};
+                let (#(#names,)*): (#(#types,)*) =
+                    (&::mp::__private::Probe::<(#(#types,)*)>::new()).decode_args(args, fds)?;
+                let out: #ret = #ident(#(#names),*);
+                (&::mp::__private::Probe::<#ret>::new()).encode_result(&out)
+            },
         };
 
         const _: () = {

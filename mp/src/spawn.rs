@@ -130,8 +130,8 @@ impl_task_fn!(A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12);
 pub fn task_entry<F, Args>(f: F, args: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<u8>>
 where
     F: TaskFn<Args>,
-    Args: DeserializeOwned,
-    F::Output: Serialize,
+    Args: crate::__private::CrossProcess + DeserializeOwned,
+    F::Output: crate::__private::CrossProcess + Serialize,
 {
     let args: Args = codec::decode_with_fds(args, fds)?;
     let out = f.call(args);

@@ -1,0 +1,4 @@
+#[mp::main]
+fn main(argc: i32) {
+    let _ = argc;
+}

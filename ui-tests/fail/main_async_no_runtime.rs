@@ -1,0 +1,2 @@
+#[mp::main]
+async fn main() {}

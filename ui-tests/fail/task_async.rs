@@ -1,0 +1,6 @@
+#[mp::task]
+async fn fetch(x: u32) -> u32 {
+    x
+}
+
+fn main() {}

@@ -1,0 +1,11 @@
+#[mp::task]
+fn greet(name: &str) {
+    println!("{name}");
+}
+
+#[mp::task]
+fn first<'a>(items: std::borrow::Cow<'a, str>) {
+    println!("{items}");
+}
+
+fn main() {}

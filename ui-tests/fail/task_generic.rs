@@ -1,0 +1,6 @@
+#[mp::task]
+fn generic<T: Clone>(x: T) -> T {
+    x
+}
+
+fn main() {}

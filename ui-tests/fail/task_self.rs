@@ -1,0 +1,10 @@
+struct Worker;
+
+impl Worker {
+    #[mp::task]
+    fn work(&self, n: u32) -> u32 {
+        n
+    }
+}
+
+fn main() {}

@@ -471,7 +471,7 @@ fn cpu_counts() {
 fn debug_format() {
     let p = Process::new(noop, ()).with_name("dbg").with_daemon(true);
     let s = format!("{p:?}");
-    assert!(s.starts_with("<Process name=\"dbg\" parent="), "{s}");
+    assert!(s.starts_with("<Process name='dbg' parent="), "{s}");
     assert!(s.ends_with(" initial daemon>"), "{s}");
     assert_eq!(run(&p), Some(0));
     let s = format!("{p:?}");

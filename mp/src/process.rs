@@ -553,7 +553,7 @@ impl fmt::Debug for Process {
                 },
             },
         };
-        write!(f, "<Process name={:?}", self.name())?;
+        write!(f, "<Process name='{}'", self.name())?;
         if let (false, Some(pid)) = (closed, self.pid()) {
             if !matches!(self.inner.role, Role::Parent(..)) {
                 write!(f, " pid={pid}")?;

@@ -32,8 +32,16 @@ fn sleep_forever() {
 #[mp::main]
 fn main() -> mp::Result<()> {
     println!("== processes under the three start methods");
-    println!("  cpu_count = {}, process_cpu_count = {}", mp::cpu_count(), mp::process_cpu_count());
-    for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+    println!(
+        "  cpu_count = {}, process_cpu_count = {}",
+        mp::cpu_count(),
+        mp::process_cpu_count()
+    );
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
         let ctx = mp::get_context(Some(method))?;
         let t = Instant::now();
         let p = ctx.process(greet, (method.to_string(),));
@@ -43,8 +51,13 @@ fn main() -> mp::Result<()> {
     }
 
     println!("== mp::spawn returns the task's value");
-    let handles: Vec<_> = (1..=4).map(|x| mp::spawn(square, (x,))).collect::<mp::Result<_>>()?;
-    let squares: Vec<u64> = handles.into_iter().map(|h| h.join()).collect::<mp::Result<_>>()?;
+    let handles: Vec<_> = (1..=4)
+        .map(|x| mp::spawn(square, (x,)))
+        .collect::<mp::Result<_>>()?;
+    let squares: Vec<u64> = handles
+        .into_iter()
+        .map(|h| h.join())
+        .collect::<mp::Result<_>>()?;
     println!("  squares: {squares:?}");
 
     println!("== crash isolation");

@@ -103,24 +103,26 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
         if pfds[0].revents == 0 {
             continue;
         }
-        let (_, mut fds) = match read_frame(ctl.as_fd(), FdKind::Socket, 1 << 10) {
+        // a request: [has_result] + payload, with fds [status, result?, args…]
+        let (body, mut fds) = match read_frame(ctl.as_fd(), FdKind::Socket, usize::MAX) {
             Ok(x) => x,
             Err(_) => exit_now(0), // the parent is gone
         };
-        if fds.len() != 2 {
+        let has_result = body.first() == Some(&1);
+        if body.is_empty() || fds.len() < 1 + has_result as usize {
             continue;
         }
-        let status = fds.pop().expect("two fds");
-        let payload = fds.pop().expect("two fds");
+        let status = fds.remove(0);
+        let result = has_result.then(|| fds.remove(0));
         match fork() {
             Ok(None) => {
                 drop(children);
                 drop(status);
                 drop(ctl);
-                crate::process::child_from_socket(payload)
+                crate::process::child_from_payload(&body[1..], fds, result)
             }
             Ok(Some(pid)) => {
-                drop(payload);
+                drop((result, fds, body));
                 write_i32(&status, pid as i32);
                 match pidfd(pid) {
                     Ok(pidfd) => children.push(Child { pid, pidfd, status }),

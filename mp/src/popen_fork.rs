@@ -7,7 +7,7 @@
 
 use crate::error::{Error, Result};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// How a child's exit status is collected.
@@ -21,7 +21,8 @@ pub(crate) enum Reaper {
 /// A started child, as its parent sees it.
 pub(crate) struct Popen {
     pub pid: u32,
-    sentinel: OwnedFd,
+    /// The pidfd (opened on first need) or the fork server's status socket.
+    sentinel: OnceLock<OwnedFd>,
     reaper: Reaper,
     returncode: Mutex<Option<i32>>,
     /// The parent's end of the payload socket, kept when the task's result is wanted.
@@ -89,7 +90,18 @@ pub(crate) fn pidfd(pid: u32) -> Result<OwnedFd> {
 }
 
 impl Popen {
-    pub(crate) fn new(pid: u32, sentinel: OwnedFd, reaper: Reaper) -> Self {
+    /// A child of ours: its pidfd is opened when first needed (a plain `join` never
+    /// needs one).
+    pub(crate) fn direct(pid: u32) -> Self {
+        Self::with_sentinel(pid, OnceLock::new(), Reaper::Direct)
+    }
+
+    /// A child of the fork server, whose exit code arrives on `status`.
+    pub(crate) fn server(pid: u32, status: OwnedFd) -> Self {
+        Self::with_sentinel(pid, OnceLock::from(status), Reaper::Server)
+    }
+
+    fn with_sentinel(pid: u32, sentinel: OnceLock<OwnedFd>, reaper: Reaper) -> Self {
         Popen {
             pid,
             sentinel,
@@ -99,8 +111,18 @@ impl Popen {
         }
     }
 
-    pub(crate) fn sentinel(&self) -> RawFd {
-        self.sentinel.as_raw_fd()
+    fn sentinel_fd(&self) -> Result<BorrowedFd<'_>> {
+        if let Some(fd) = self.sentinel.get() {
+            return Ok(fd.as_fd());
+        }
+        let fd = pidfd(self.pid)?;
+        let _ = self.sentinel.set(fd); // another thread may have won: either is fine
+        Ok(self.sentinel.get().expect("set above").as_fd())
+    }
+
+    /// A descriptor readable once the child ended.
+    pub(crate) fn sentinel(&self) -> Result<RawFd> {
+        Ok(self.sentinel_fd()?.as_raw_fd())
     }
 
     /// The exit code if the child has ended (never blocks).
@@ -125,12 +147,15 @@ impl Popen {
                 }
             }
             Reaper::Server => {
-                if let Ok(true) = wait_readable(self.sentinel.as_fd(), Some(Duration::ZERO)) {
+                let Some(status) = self.sentinel.get() else {
+                    return None;
+                };
+                if let Ok(true) = wait_readable(status.as_fd(), Some(Duration::ZERO)) {
                     let mut buf = [0u8; 4];
                     let mut fds = Vec::new();
                     *rc = Some(
                         match crate::reduction::read_exact_fds(
-                            self.sentinel.as_fd(),
+                            status.as_fd(),
                             crate::reduction::FdKind::Socket,
                             &mut buf,
                             &mut fds,
@@ -151,7 +176,27 @@ impl Popen {
         if let Some(rc) = self.poll() {
             return Ok(Some(rc));
         }
-        if !wait_readable(self.sentinel.as_fd(), timeout)? {
+        if let (Reaper::Direct, None) = (&self.reaper, timeout) {
+            // Block until it exits without reaping (WNOWAIT), so concurrent joiners
+            // never race: whoever polls first reaps, the others see the stored code.
+            loop {
+                // SAFETY: zeroed siginfo_t is valid; waitid on our own child.
+                let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                let r = unsafe {
+                    libc::waitid(
+                        libc::P_PID,
+                        self.pid as libc::id_t,
+                        &mut info,
+                        libc::WEXITED | libc::WNOWAIT,
+                    )
+                };
+                if r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break;
+                }
+            }
+            return Ok(self.poll());
+        }
+        if !wait_readable(self.sentinel_fd()?, timeout)? {
             return Ok(None);
         }
         Ok(self.poll())

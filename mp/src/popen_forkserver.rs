@@ -3,7 +3,7 @@
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::popen_fork::{wait_readable, Popen, Reaper};
+use crate::popen_fork::{wait_readable, Popen};
 use crate::reduction::{read_exact_fds, write_frame, FdKind};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -27,8 +27,8 @@ fn start_server() -> Result<Server> {
     let (ours, theirs) = UnixStream::pair()?;
     let exe = crate::context::executable()?;
     let theirs: OwnedFd = theirs.into();
-    let (pid, pidfd) =
-        crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::process::ENV_FORKSERVER)?;
+    let pid = crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::process::ENV_FORKSERVER)?;
+    let pidfd = crate::popen_fork::pidfd(pid)?;
     drop(theirs);
     let init = crate::forkserver::ServerInit {
         preload: crate::context::forkserver_preload(),
@@ -39,9 +39,16 @@ fn start_server() -> Result<Server> {
     Ok(Server { ctl, pid, pidfd })
 }
 
-/// Asks the fork server (started if needed) for a child reading from `child_sock`.
-pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
+/// Asks the fork server (started if needed) for a child running `payload`, whose
+/// argument descriptors are `fds`; `result` is the child's end of the result socket.
+pub(crate) fn launch(payload: &[u8], fds: Vec<OwnedFd>, result: Option<OwnedFd>) -> Result<Popen> {
     let (st_ours, st_theirs) = UnixStream::pair()?;
+    let mut body = Vec::with_capacity(payload.len() + 1);
+    body.push(result.is_some() as u8);
+    body.extend_from_slice(payload);
+    let mut passed = vec![st_theirs.as_fd()];
+    passed.extend(result.as_ref().map(|r| r.as_fd()));
+    passed.extend(fds.iter().map(|f| f.as_fd()));
     {
         let mut guard = lock();
         let mut attempts = 0;
@@ -50,13 +57,7 @@ pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
                 *guard = Some(start_server()?);
             }
             let server = guard.as_ref().expect("started");
-            let sent = write_frame(
-                server.ctl.as_fd(),
-                FdKind::Socket,
-                &[],
-                &[child_sock.as_fd(), st_theirs.as_fd()],
-            );
-            match sent {
+            match write_frame(server.ctl.as_fd(), FdKind::Socket, &body, &passed) {
                 Ok(()) => break,
                 Err(e) if attempts == 0 => {
                     // the server died: reap it and start a new one
@@ -70,12 +71,11 @@ pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
             }
         }
     }
-    drop(child_sock);
-    drop(st_theirs);
+    drop(passed);
+    drop((fds, result, st_theirs));
     let st: OwnedFd = st_ours.into();
     let mut buf = [0u8; 4];
-    let mut fds = Vec::new();
-    if !read_exact_fds(st.as_fd(), FdKind::Socket, &mut buf, &mut fds)? {
+    if !read_exact_fds(st.as_fd(), FdKind::Socket, &mut buf, &mut Vec::new())? {
         return Err(Error::Io(std::io::Error::other(
             "the fork server failed to start the child",
         )));
@@ -86,7 +86,7 @@ pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
             "the fork server sent a bad pid",
         )));
     }
-    Ok(Popen::new(pid as u32, st, Reaper::Server))
+    Ok(Popen::server(pid as u32, st))
 }
 
 fn reap(server: Server) {

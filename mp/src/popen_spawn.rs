@@ -2,7 +2,7 @@
 //! the payload socket as descriptor 3 and the child marker in the environment.
 
 use crate::error::{Error, Result};
-use crate::popen_fork::{dup_above, pidfd, Popen, Reaper};
+use crate::popen_fork::{dup_above, Popen};
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -17,12 +17,8 @@ fn cstring(s: &OsStr) -> Result<CString> {
 }
 
 /// Starts `exe` with `sock` as descriptor 3 and `marker=3` added to the environment.
-/// Returns the pid and a pidfd.
-pub(crate) fn spawn_with_socket(
-    exe: &Path,
-    sock: &OwnedFd,
-    marker: &str,
-) -> Result<(u32, OwnedFd)> {
+/// Returns the pid.
+pub(crate) fn spawn_with_socket(exe: &Path, sock: &OwnedFd, marker: &str) -> Result<u32> {
     // keep the socket clear of descriptor 3 so dup2 really clears close-on-exec
     let high = dup_above(std::os::fd::AsFd::as_fd(sock), 10)?;
     let path = cstring(exe.as_os_str())?;
@@ -81,16 +77,14 @@ pub(crate) fn spawn_with_socket(
     if rc != 0 {
         return Err(Error::Io(std::io::Error::from_raw_os_error(rc)));
     }
-    let pid = pid as u32;
-    let fd = pidfd(pid)?;
-    Ok((pid, fd))
+    Ok(pid as u32)
 }
 
 /// Spawns a child that will read its payload from `child_sock`.
 pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
     crate::process::keep_bootstrap_linked();
     let exe = crate::context::executable()?;
-    let (pid, fd) = spawn_with_socket(&exe, &child_sock, crate::process::ENV_CHILD)?;
+    let pid = spawn_with_socket(&exe, &child_sock, crate::process::ENV_CHILD)?;
     drop(child_sock);
-    Ok(Popen::new(pid, fd, Reaper::Direct))
+    Ok(Popen::direct(pid))
 }

@@ -21,7 +21,7 @@
 use crate::codec;
 use crate::context::{Context, StartMethod};
 use crate::error::{Error, Result};
-use crate::popen_fork::{self, exit_now, wait_readable, ForkWork, Popen, Reaper};
+use crate::popen_fork::{self, exit_now, wait_readable, ForkWork, Popen};
 use crate::reduction::{read_exact_fds, read_frame, write_frame, FdKind};
 use crate::spawn::{self, TaskFn};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -470,8 +470,8 @@ impl Process {
             Role::Parent(_, Some(fd)) => Ok(std::os::fd::AsRawFd::as_raw_fd(fd)),
             _ => self
                 .popen()
-                .map(Popen::sentinel)
-                .ok_or_else(|| Error::invalid("process not started")),
+                .ok_or_else(|| Error::invalid("process not started"))?
+                .sentinel(),
         }
     }
 
@@ -647,9 +647,17 @@ enum Outcome {
     Failed(String),
 }
 
-fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
+/// The socket a task's result comes back on, when it is wanted (`mp::spawn`).
+fn result_pair(want: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !want {
+        return Ok((None, None));
+    }
     let (ours, theirs) = UnixStream::pair()?;
-    let (ours, theirs): (OwnedFd, OwnedFd) = (ours.into(), theirs.into());
+    Ok((Some(ours.into()), Some(theirs.into())))
+}
+
+fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
+    let (ours, theirs) = result_pair(want_result)?;
     // Hold our locks across fork so the child never inherits one mid-update.
     let mut current = lock(&CURRENT);
     let mut children = lock(&CHILDREN);
@@ -665,7 +673,7 @@ fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
             after_fork_child(&meta);
             match work {
                 ForkWork::Payload(bytes, fds) => match codec::decode::<Payload>(&bytes) {
-                    Ok(p) => run_task(p, fds, Some(theirs)),
+                    Ok(p) => run_task(p, fds, theirs),
                     Err(e) => {
                         eprintln!("mp: bad payload: {e}");
                         exit_now(1)
@@ -686,11 +694,8 @@ fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
     drop(current);
     let pid = pid?.expect("parent side of fork");
     drop(theirs);
-    let pidfd = popen_fork::pidfd(pid)?;
-    let popen = Popen::new(pid, pidfd, Reaper::Direct);
-    if want_result {
-        *lock(&popen.result_sock) = Some(ours);
-    }
+    let popen = Popen::direct(pid);
+    *lock(&popen.result_sock) = ours;
     Ok(popen)
 }
 
@@ -701,12 +706,16 @@ fn launch_exec(
     want_result: bool,
 ) -> Result<Popen> {
     let bytes = codec::encode(payload)?;
+    if method == StartMethod::ForkServer {
+        // the request carries the payload: the server's forked child has it in memory
+        let (ours, theirs) = result_pair(want_result)?;
+        let popen = crate::popen_forkserver::launch(&bytes, fds, theirs)?;
+        *lock(&popen.result_sock) = ours;
+        return Ok(popen);
+    }
     let (ours, theirs) = UnixStream::pair()?;
     let (ours, theirs): (OwnedFd, OwnedFd) = (ours.into(), theirs.into());
-    let popen = match method {
-        StartMethod::ForkServer => crate::popen_forkserver::launch(theirs)?,
-        _ => crate::popen_spawn::launch(theirs)?,
-    };
+    let popen = crate::popen_spawn::launch(theirs)?;
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     // The child acknowledges its payload with one byte; end of file instead means it
     // died (or was not an mp program) before reading it: an error, never a hang.
@@ -818,7 +827,7 @@ fn run_task(payload: Payload, fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
     finish_child(code)
 }
 
-/// A child started by spawn or forkserver: read the payload from `sock`, run, exit.
+/// A spawned child: read the payload from `sock`, acknowledge it, run, exit.
 pub(crate) fn child_from_socket(sock: OwnedFd) -> ! {
     popen_fork::child_signals();
     let (bytes, fds) = match read_frame(sock.as_fd(), FdKind::Socket, usize::MAX) {
@@ -828,14 +837,21 @@ pub(crate) fn child_from_socket(sock: OwnedFd) -> ! {
             exit_now(1)
         }
     };
-    let payload: Payload = match codec::decode(&bytes) {
+    let _ = rustix::io::write(&sock, &[1]); // the acknowledgement launch_exec waits for
+    child_from_payload(&bytes, fds, Some(sock))
+}
+
+/// A child of spawn or the fork server with its payload in hand: become the process
+/// it describes, run the task, exit. `sock` carries the result back, if wanted.
+pub(crate) fn child_from_payload(bytes: &[u8], fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
+    popen_fork::child_signals();
+    let payload: Payload = match codec::decode(bytes) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("mp: child received a malformed payload: {e}");
             exit_now(1)
         }
     };
-    let _ = rustix::io::write(&sock, &[1]); // the acknowledgement launch_exec waits for
     COUNTER.store(0, Ordering::Relaxed);
     *lock(&CURRENT) = Some(payload.meta.clone());
     crate::util::after_fork_child();
@@ -843,7 +859,7 @@ pub(crate) fn child_from_socket(sock: OwnedFd) -> ! {
         crate::context::set_start_method_force(Some(m));
     }
     crate::util::set_inherited_log_level(payload.meta.log_level);
-    run_task(payload, fds, Some(sock))
+    run_task(payload, fds, sock)
 }
 
 fn take_marker(var: &str) -> Option<OwnedFd> {

@@ -147,9 +147,7 @@ impl Popen {
                 }
             }
             Reaper::Server => {
-                let Some(status) = self.sentinel.get() else {
-                    return None;
-                };
+                let status = self.sentinel.get()?;
                 if let Ok(true) = wait_readable(status.as_fd(), Some(Duration::ZERO)) {
                     let mut buf = [0u8; 4];
                     let mut fds = Vec::new();

@@ -336,6 +336,7 @@ fn fds_travel_in_args_and_are_dropped_after_start() {
 }
 
 #[mp::task]
+#[allow(clippy::too_many_arguments)]
 fn eight(a: u8, b: u16, c: u32, d: u64, e: i8, f: String, g: Vec<u32>, h: (bool, char)) -> String {
     format!("{a} {b} {c} {d} {e} {f} {g:?} {h:?}")
 }

@@ -29,9 +29,10 @@
 //! - Attaching to a segment does not register it (CPython 3.11 does; 3.13 added
 //!   `track=False` because of the trouble it causes).
 //! - A process of the tree started before the tracker existed, and that never uses a
-//!   named resource, holds no connection: if every process that does hold one ends
-//!   first, the tracker cleans up then (CPython's spawned children always inherit the
-//!   tracker's pipe, at the price of a tracker process for every program).
+//!   named resource, holds no connection; the tracker waits for it only if one of its
+//!   children connected (the `WATCH` of its parent). If every process it knows of ends
+//!   first, it cleans up then (CPython's spawned children always inherit the tracker's
+//!   pipe, at the price of a tracker process for every program that starts children).
 //! - A child whose authkey was changed (`Process::set_authkey`) finds no tracker and
 //!   starts its own.
 

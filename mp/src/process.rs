@@ -882,6 +882,9 @@ pub(crate) fn bootstrap_if_child() {
     if let Some(fd) = take_marker(ENV_CHILD) {
         child_from_socket(fd);
     }
+    if let Some(fd) = take_marker(crate::resource_tracker::ENV_TRACKER) {
+        crate::resource_tracker::serve(fd);
+    }
 }
 
 extern "C" fn bootstrap_ctor() {

@@ -59,11 +59,23 @@ fn start_methods_and_contexts() {
     let fs = mp::get_context(Some(StartMethod::ForkServer)).unwrap();
     let spawn = mp::get_context(Some(StartMethod::Spawn)).unwrap();
     mp::set_start_method_force(Some(StartMethod::ForkServer));
-    assert!(mp::spawn(preloaded, ()).unwrap().join().unwrap(), "preloaded in the server");
+    assert!(
+        mp::spawn(preloaded, ()).unwrap().join().unwrap(),
+        "preloaded in the server"
+    );
     assert!(!PRELOADED.load(Ordering::SeqCst), "not in the parent");
     std::env::set_var("MP_CONTEXT_TEST", "after");
-    let var = || mp::spawn(env_var, ("MP_CONTEXT_TEST".to_string(),)).unwrap().join().unwrap();
-    assert_eq!(var().as_deref(), Some("before"), "forkserver: env of the server's start");
+    let var = || {
+        mp::spawn(env_var, ("MP_CONTEXT_TEST".to_string(),))
+            .unwrap()
+            .join()
+            .unwrap()
+    };
+    assert_eq!(
+        var().as_deref(),
+        Some("before"),
+        "forkserver: env of the server's start"
+    );
     mp::set_start_method_force(Some(StartMethod::Spawn));
     assert_eq!(var().as_deref(), Some("after"), "spawn: env at start");
     mp::set_start_method_force(Some(StartMethod::Fork));
@@ -73,7 +85,11 @@ fn start_methods_and_contexts() {
     mp::log_to_stderr(log::LevelFilter::Info);
     for m in mp::get_all_start_methods() {
         mp::set_start_method_force(Some(m));
-        assert_eq!(mp::spawn(log_level, ()).unwrap().join().unwrap(), "INFO", "{m}");
+        assert_eq!(
+            mp::spawn(log_level, ()).unwrap().join().unwrap(),
+            "INFO",
+            "{m}"
+        );
     }
     mp::log_to_stderr(log::LevelFilter::Off);
     mp::set_start_method_force(None);

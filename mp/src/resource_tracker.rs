@@ -129,7 +129,7 @@ fn start() -> Result<OwnedFd> {
     let conn = new_socket()?;
     net::connect(&conn, &addr)?;
     let exe = crate::context::executable()?;
-    let (_pid, _pidfd) = crate::popen_spawn::spawn_with_socket(&exe, &listener, ENV_TRACKER)?;
+    let _pid = crate::popen_spawn::spawn_with_socket(&exe, &listener, ENV_TRACKER)?;
     Ok(conn)
 }
 

@@ -61,6 +61,11 @@ use std::ops::{Deref, DerefMut};
 /// memory or a resource), have no `Drop` impl, and be valid for the bytes another
 /// process writes through the same type. Use `#[derive(mp::Shared)]` rather than
 /// implementing it by hand.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot live in shared memory: it is not `ShmSafe`",
+    label = "not plain old data for shared memory",
+    note = "use numbers, `bool`, arrays of them, or a `#[repr(C)]` struct with `#[derive(mp::Shared)]`"
+)]
 pub unsafe trait ShmSafe: Sized + Send + Sync + 'static {}
 
 macro_rules! shm_safe {

@@ -1,3 +1,4 @@
+#![allow(clippy::approx_constant)] // the docs example writes 3.1415927 literally
 mp::test_support!();
 use mp::*;
 use std::time::Duration;

@@ -74,7 +74,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Mappings of this process, by (st_dev, st_ino): a received arena fd that is already
 /// mapped reuses the mapping.
-static MAPPINGS: Mutex<Option<HashMap<(u64, u64), Weak<Arena>>>> = Mutex::new(None);
+type Mappings = Option<HashMap<(u64, u64), Weak<Arena>>>;
+static MAPPINGS: Mutex<Mappings> = Mutex::new(None);
 
 fn file_key(fd: &OwnedFd) -> Result<((u64, u64), usize)> {
     let st = rustix::fs::fstat(fd).map_err(std::io::Error::from)?;
@@ -219,6 +220,8 @@ fn allocate(len: usize) -> Result<(Arc<Arena>, usize, usize)> {
 }
 
 struct Alloc {
+    /// `arena.ptr + offset`, cached: the fast paths of locks read it on every call.
+    base: *mut u8,
     arena: Arc<Arena>,
     offset: usize,
     len: usize,
@@ -243,6 +246,11 @@ impl Drop for Alloc {
     }
 }
 
+// SAFETY: `base` points into the arena the Alloc keeps alive; shared memory is accessed
+// through atomics or under the caller's synchronization.
+unsafe impl Send for Alloc {}
+unsafe impl Sync for Alloc {}
+
 /// A piece of shared memory in an [`Arena`] (CPython: `heap.BufferWrapper`). Cloning
 /// shares the same memory; the block is valid as long as any clone lives.
 #[derive(Clone)]
@@ -263,6 +271,8 @@ impl Block {
     pub fn new(len: usize) -> Result<Block> {
         let (arena, offset, size) = allocate(len)?;
         let b = Block(Arc::new(Alloc {
+            // SAFETY: offset + size <= arena size (the allocator's invariant).
+            base: unsafe { arena.ptr.add(offset) },
             arena,
             offset,
             len: size,
@@ -278,8 +288,7 @@ impl Block {
     /// Start of the block. Valid for [`len`](Self::len) bytes while `self` lives; other
     /// processes may access the memory concurrently.
     pub fn as_ptr(&self) -> *mut u8 {
-        // SAFETY: offset < arena size (checked at allocation and deserialization).
-        unsafe { self.0.arena.ptr.add(self.0.offset) }
+        self.0.base
     }
 
     /// Length in bytes (the requested length rounded up to 16).
@@ -384,10 +393,12 @@ impl<'de> Deserialize<'de> for Block {
         let (Fd(fd), offset, len) = <(Fd, u64, u64)>::deserialize(d)?;
         let arena = Arena::from_fd(fd).map_err(de::Error::custom)?;
         let (offset, len) = (offset as usize, len as usize);
-        if offset % ALIGN != 0 || offset.checked_add(len).is_none_or(|e| e > arena.size) {
+        if offset & (ALIGN - 1) != 0 || offset.checked_add(len).is_none_or(|e| e > arena.size) {
             return Err(de::Error::custom("shared-memory block outside its arena"));
         }
         Ok(Block(Arc::new(Alloc {
+            // SAFETY: offset + len <= arena size, checked just above.
+            base: unsafe { arena.ptr.add(offset) },
             arena,
             offset,
             len,
@@ -423,7 +434,7 @@ mod tests {
         assert!(arena_count() <= 3, "{}", arena_count());
         let p0 = blocks[0].as_ptr() as usize;
         let p1 = blocks[1].as_ptr() as usize;
-        assert!(p0 % 16 == 0 && p1 % 16 == 0 && p0 != p1);
+        assert!(p0 & 15 == 0 && p1 & 15 == 0 && p0 != p1);
         blocks[0].atomic_u32(0).store(7, Ordering::SeqCst);
         assert_eq!(blocks[0].atomic_u32(0).load(Ordering::SeqCst), 7);
         assert_eq!(blocks[1].atomic_u32(0).load(Ordering::SeqCst), 0);

@@ -287,11 +287,13 @@ impl Block {
 
     /// Start of the block. Valid for [`len`](Self::len) bytes while `self` lives; other
     /// processes may access the memory concurrently.
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         self.0.base
     }
 
     /// Length in bytes (the requested length rounded up to 16).
+    #[inline]
     pub fn len(&self) -> usize {
         self.0.len
     }
@@ -309,6 +311,7 @@ impl Block {
     /// The 32-bit atomic at byte offset `4 * i` (a futex word).
     ///
     /// Panics if `4 * i + 4 > len()` (an internal layout bug, never user input).
+    #[inline]
     pub fn atomic_u32(&self, i: usize) -> &AtomicU32 {
         assert!(4 * i + 4 <= self.len(), "atomic out of block");
         // SAFETY: aligned (blocks are 16-aligned), in bounds, lives as long as &self;

@@ -111,6 +111,7 @@ mod futex {
     const SPIN: u32 = 100;
 
     /// Mutex word: 0 free, 1 held, 2 held with (possible) sleepers.
+    #[inline]
     pub(super) fn lock(w: &AtomicU32, dl: Deadline) -> bool {
         if w.compare_exchange(0, 1, Acquire, Relaxed).is_ok() {
             return true;
@@ -136,6 +137,7 @@ mod futex {
     }
 
     /// Releases a mutex word; `false` if it was not held.
+    #[inline]
     pub(super) fn unlock(w: &AtomicU32) -> bool {
         match w.swap(0, Release) {
             0 => false,
@@ -279,6 +281,7 @@ impl<L: Acquire + ?Sized> fmt::Debug for Guard<'_, L> {
 macro_rules! acquire_methods {
     () => {
         /// Blocks until acquired (Python: `acquire()`); always `true`.
+        #[inline]
         pub fn acquire(&self) -> bool {
             self.acquire_dl(Deadline::Never)
         }
@@ -327,14 +330,17 @@ impl Lock {
             block: Block::new(4)?,
         })
     }
+    #[inline]
     fn word(&self) -> &AtomicU32 {
         self.block.atomic_u32(0)
     }
+    #[inline]
     fn acquire_dl(&self, dl: Deadline) -> bool {
         futex::lock(self.word(), dl)
     }
     acquire_methods!();
     /// Releases; `InvalidState` if the lock is not held.
+    #[inline]
     pub fn release(&self) -> Result<()> {
         if futex::unlock(self.word()) {
             Ok(())

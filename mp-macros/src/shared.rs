@@ -1,7 +1,185 @@
-//! `#[derive(Shared)]` (in progress).
+//! `#[derive(Shared)]`: parse → validate → expand.
+//!
+//! Accepts a `#[repr(C)]` struct whose fields are all plain old data (`ShmSafe`), or a
+//! field-less enum with a fixed integer `#[repr(u8/i32/…)]` whose zero value is a variant.
+//! Emits `unsafe impl ::mp::sharedctypes::ShmSafe` and, per field, a compile-time
+//! assertion (spanned on the field's type) that the field type is `ShmSafe`, so nested
+//! derived structs and arrays of them work and anything else is refused where it is
+//! written. Obvious non-POD field types (`String`, `Vec`, `Box`, references, pointers …)
+//! get a dedicated error naming the field.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Type};
 
-pub fn expand(_item: TokenStream) -> syn::Result<TokenStream> {
-    Ok(TokenStream::new())
+const INT_REPRS: &[&str] = &[
+    "u8", "i8", "u16", "i16", "u32", "i32", "u64", "i64", "usize", "isize",
+];
+
+const NOT_POD: &[&str] = &[
+    "String", "Vec", "Box", "Rc", "Arc", "HashMap", "HashSet", "BTreeMap", "BTreeSet", "VecDeque",
+    "CString", "OsString", "PathBuf", "Cell", "RefCell", "Mutex", "RwLock", "Option", "str",
+    "char",
+];
+
+/// The repr idents of the item (`#[repr(C, packed)]` → [C, packed]).
+fn reprs(input: &DeriveInput) -> syn::Result<Vec<syn::Ident>> {
+    let mut out = Vec::new();
+    for attr in &input.attrs {
+        if attr.path().is_ident("repr") {
+            attr.parse_nested_meta(|m| {
+                if let Some(id) = m.path.get_ident() {
+                    out.push(id.clone());
+                }
+                if m.input.peek(syn::token::Paren) {
+                    let content;
+                    syn::parenthesized!(content in m.input);
+                    let _: TokenStream = content.parse()?;
+                }
+                Ok(())
+            })?;
+        }
+    }
+    Ok(out)
+}
+
+/// Why a field type can never live in shared memory, if that is obvious from its syntax.
+fn not_pod(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Reference(_) => Some("a reference points into one process's memory".into()),
+        Type::Ptr(_) => Some("a raw pointer points into one process's memory".into()),
+        Type::Slice(_) | Type::TraitObject(_) | Type::ImplTrait(_) => {
+            Some("an unsized type has no fixed layout".into())
+        }
+        Type::BareFn(_) => Some("a function pointer differs between processes".into()),
+        Type::Tuple(t) if !t.elems.is_empty() => {
+            Some("a tuple has no C layout; use a #[repr(C)] struct".into())
+        }
+        Type::Paren(p) => not_pod(&p.elem),
+        Type::Group(g) => not_pod(&g.elem),
+        Type::Array(a) => not_pod(&a.elem),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let name = last.ident.to_string();
+            if NOT_POD.contains(&name.as_str()) {
+                Some(format!(
+                    "`{name}` owns or points to memory outside the shared block \
+                     (or has invalid bit patterns)"
+                ))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
+    let input: DeriveInput = syn::parse2(item)?;
+    let name = &input.ident;
+    if !input.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            input.generics.span(),
+            "#[derive(Shared)] does not support generic types",
+        ));
+    }
+    let reprs = reprs(&input)?;
+    let has = |s: &str| reprs.iter().any(|r| r == s);
+    match &input.data {
+        Data::Struct(s) => {
+            if !has("C") && !has("transparent") {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!(
+                        "#[derive(Shared)] requires #[repr(C)] on `{name}`: Rust's default \
+                         layout may differ between builds, a shared-memory layout must not"
+                    ),
+                ));
+            }
+            let fields: Vec<_> = match &s.fields {
+                Fields::Named(f) => f.named.iter().collect(),
+                Fields::Unnamed(f) => f.unnamed.iter().collect(),
+                Fields::Unit => Vec::new(),
+            };
+            let mut errors: Option<syn::Error> = None;
+            let mut checks = Vec::new();
+            for (i, f) in fields.iter().enumerate() {
+                let fname = f
+                    .ident
+                    .as_ref()
+                    .map_or_else(|| i.to_string(), |id| id.to_string());
+                if let Some(why) = not_pod(&f.ty) {
+                    let e = syn::Error::new(
+                        f.span(),
+                        format!("field `{fname}` of `{name}` cannot live in shared memory: {why}"),
+                    );
+                    match &mut errors {
+                        Some(all) => all.combine(e),
+                        None => errors = Some(e),
+                    }
+                    continue;
+                }
+                let ty = &f.ty;
+                checks.push(quote_spanned! {ty.span()=>
+                    ::mp::sharedctypes::__assert_shm_safe::<#ty>();
+                });
+            }
+            if let Some(e) = errors {
+                return Err(e);
+            }
+            Ok(quote! {
+                const _: () = {
+                    #(#checks)*
+                };
+                // SAFETY: #[repr(C)], every field ShmSafe (checked above).
+                unsafe impl ::mp::sharedctypes::ShmSafe for #name {}
+            })
+        }
+        Data::Enum(e) => {
+            if !INT_REPRS.iter().any(|r| has(r)) {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!(
+                        "#[derive(Shared)] on enum `{name}` requires a fixed integer repr \
+                         such as #[repr(u8)] or #[repr(i32)]"
+                    ),
+                ));
+            }
+            for v in &e.variants {
+                if !matches!(v.fields, Fields::Unit) {
+                    return Err(syn::Error::new(
+                        v.span(),
+                        format!(
+                            "variant `{}` of `{name}` has fields: only field-less enums can \
+                             live in shared memory",
+                            v.ident
+                        ),
+                    ));
+                }
+            }
+            let zero = e.variants.first().is_some_and(|v| v.discriminant.is_none())
+                || e.variants.iter().any(|v| {
+                    matches!(&v.discriminant, Some((_, syn::Expr::Lit(l)))
+                        if matches!(&l.lit, syn::Lit::Int(i) if i.base10_digits() == "0"))
+                });
+            if !zero {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!(
+                        "#[derive(Shared)] on enum `{name}` needs a variant whose value is 0 \
+                         (zeroed shared memory must be a valid `{name}`)"
+                    ),
+                ));
+            }
+            Ok(quote! {
+                // SAFETY: field-less, fixed integer repr, zero is a variant.
+                unsafe impl ::mp::sharedctypes::ShmSafe for #name {}
+            })
+        }
+        Data::Union(_) => Err(syn::Error::new(
+            Span::call_site(),
+            "#[derive(Shared)] does not support unions",
+        )),
+    }
 }

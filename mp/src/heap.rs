@@ -1,4 +1,458 @@
-//! (in progress)
+//! The shared-memory arena behind locks, values and arrays (CPython's
+//! `multiprocessing.heap`).
+//!
+//! An [`Arena`] is an anonymous file (`memfd_create`) of a fixed size, mapped
+//! `MAP_SHARED` by every process that holds a handle into it. Nothing named exists, so
+//! nothing can leak: the memory goes back to the system when the last process holding a
+//! descriptor or a mapping of it goes away.
+//!
+//! A [`Block`] is a piece of an arena: (arena, offset, length). Blocks come from a small
+//! per-process allocator, like CPython's `heap.py`: arenas of growing size (1 MiB,
+//! doubling up to 64 MiB; a request bigger than that gets an arena of its own), carved
+//! by a bump pointer, with per-size free lists. So ten thousand `Value`s share a handful
+//! of arenas and descriptors.
+//!
+//! A block serializes as (the arena's descriptor, offset, length); the descriptor travels
+//! beside the bytes through `mp`'s transports and is sent once per message however many
+//! blocks of the arena the message carries ([`crate::reduction::serialize_shared_fd`]).
+//! A process that receives a descriptor of an arena it already maps (same
+//! `st_dev`/`st_ino`) reuses its mapping (a process-wide cache of weak references), so
+//! passing ten thousand values to a child costs the child one mapping per arena.
+//!
+//! ## When memory is reused
+//! A block is returned to its process's free list when the last handle to it in the
+//! process that allocated it is dropped, **unless** the block has been sent to another
+//! process (serialized) or the process has forked since the allocation: then another
+//! process may still use it, and it is not reused (it is freed with its arena, when every
+//! process has dropped every block of that arena). This never hands out memory another
+//! process still reads, at the price of not recycling blocks that were shared.
+
+use crate::error::{Error, Result};
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// Alignment (and size granularity) of every block.
+const ALIGN: usize = 16;
+const FIRST_ARENA: usize = 1 << 20;
+const MAX_ARENA: usize = 64 << 20;
+
+/// One shared mapping of a memfd (CPython: `heap.Arena`).
+pub struct Arena {
+    fd: OwnedFd,
+    ptr: *mut u8,
+    size: usize,
+    key: (u64, u64),
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics or raw pointers by
+// the types built on it; the pointer itself is valid for the arena's lifetime.
+unsafe impl Send for Arena {}
+unsafe impl Sync for Arena {}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`size` come from our own successful mmap; no block outlives its
+        // arena (blocks hold an `Arc<Arena>`).
+        unsafe {
+            let _ = rustix::mm::munmap(self.ptr.cast(), self.size);
+        }
+    }
+}
+
+impl std::fmt::Debug for Arena {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<Arena size={} ino={}>", self.size, self.key.1)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Mappings of this process, by (st_dev, st_ino): a received arena fd that is already
+/// mapped reuses the mapping.
+type Mappings = Option<HashMap<(u64, u64), Weak<Arena>>>;
+static MAPPINGS: Mutex<Mappings> = Mutex::new(None);
+
+fn file_key(fd: &OwnedFd) -> Result<((u64, u64), usize)> {
+    let st = rustix::fs::fstat(fd).map_err(std::io::Error::from)?;
+    Ok(((st.st_dev as u64, st.st_ino as u64), st.st_size as usize))
+}
+
+impl Arena {
+    /// Creates a new arena of `size` bytes (rounded up to a page).
+    pub fn new(size: usize) -> Result<Arc<Arena>> {
+        let page = 4096;
+        let size = size.max(page).div_ceil(page) * page;
+        let fd = rustix::fs::memfd_create("mp-heap", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(std::io::Error::from)?;
+        rustix::fs::ftruncate(&fd, size as u64).map_err(std::io::Error::from)?;
+        Self::map(fd, size)
+    }
+
+    /// Maps `fd` (or reuses this process's mapping of the same file).
+    fn from_fd(fd: OwnedFd) -> Result<Arc<Arena>> {
+        let (key, size) = file_key(&fd)?;
+        if let Some(a) = lock(&MAPPINGS)
+            .get_or_insert_with(HashMap::new)
+            .get(&key)
+            .and_then(Weak::upgrade)
+        {
+            return Ok(a);
+        }
+        Self::map(fd, size)
+    }
+
+    fn map(fd: OwnedFd, size: usize) -> Result<Arc<Arena>> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        let (key, _) = file_key(&fd)?;
+        if size == 0 {
+            return Err(Error::InvalidState("empty shared-memory arena".into()));
+        }
+        // SAFETY: a fresh shared mapping of a file we hold; nothing else aliases it in
+        // Rust's sense (all accesses go through raw pointers / atomics).
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                size,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }
+        .map_err(std::io::Error::from)?;
+        let arena = Arc::new(Arena {
+            fd,
+            ptr: ptr.cast(),
+            size,
+            key,
+        });
+        let mut m = lock(&MAPPINGS);
+        let m = m.get_or_insert_with(HashMap::new);
+        m.retain(|_, w| w.strong_count() > 0);
+        m.insert(key, Arc::downgrade(&arena));
+        Ok(arena)
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// Bumped in every child at fork (pthread_atfork): blocks allocated before a fork may be
+/// used by the child, so they are never recycled.
+static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn on_fork_parent() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+struct Heap {
+    arenas: Vec<Arc<Arena>>,
+    /// (arena index, next free offset) of the arena being carved.
+    bump: Option<(usize, usize)>,
+    next_size: usize,
+    /// size → (arena index, offset) of freed blocks.
+    free: BTreeMap<usize, Vec<(usize, usize)>>,
+}
+
+static HEAP: Mutex<Heap> = Mutex::new(Heap {
+    arenas: Vec::new(),
+    bump: None,
+    next_size: FIRST_ARENA,
+    free: BTreeMap::new(),
+});
+
+/// Makes a forked child start with an empty allocator (the parent's blocks are not its
+/// to recycle) and no lock held.
+pub(crate) fn after_fork_child() {
+    // SAFETY-free: the child is single-threaded here; a poisoned or held mutex is
+    // replaced wholesale.
+    if let Ok(mut h) = HEAP.try_lock() {
+        std::mem::forget(std::mem::take(&mut h.arenas));
+        h.bump = None;
+        h.free = BTreeMap::new();
+        h.next_size = FIRST_ARENA;
+    }
+}
+
+fn allocate(len: usize) -> Result<(Arc<Arena>, usize, usize)> {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a plain extern "C" handler that only touches an atomic.
+        unsafe {
+            libc::pthread_atfork(None, Some(on_fork_parent), None);
+        }
+    });
+    let size = len.max(1).div_ceil(ALIGN) * ALIGN;
+    let mut h = lock(&HEAP);
+    if let Some((ai, off)) = h.free.get_mut(&size).and_then(Vec::pop) {
+        let a = h.arenas[ai].clone();
+        return Ok((a, off, size));
+    }
+    if let Some((ai, off)) = h.bump {
+        if off + size <= h.arenas[ai].size {
+            h.bump = Some((ai, off + size));
+            return Ok((h.arenas[ai].clone(), off, size));
+        }
+    }
+    if size > MAX_ARENA / 2 {
+        // a big block gets an arena of its own (the current one keeps being carved)
+        let a = Arena::new(size)?;
+        h.arenas.push(a.clone());
+        return Ok((a, 0, size));
+    }
+    let mut asize = h.next_size;
+    while asize < size {
+        asize *= 2;
+    }
+    h.next_size = (asize * 2).min(MAX_ARENA);
+    let a = Arena::new(asize)?;
+    h.arenas.push(a.clone());
+    let ai = h.arenas.len() - 1;
+    h.bump = Some((ai, size));
+    Ok((a, 0, size))
+}
+
+struct Alloc {
+    /// `arena.ptr + offset`, cached: the fast paths of locks read it on every call.
+    base: *mut u8,
+    arena: Arc<Arena>,
+    offset: usize,
+    len: usize,
+    /// Allocated by this process (and recyclable if never shared).
+    local: bool,
+    epoch: u64,
+    shared: AtomicBool,
+}
+
+impl Drop for Alloc {
+    fn drop(&mut self) {
+        if !self.local
+            || self.shared.load(Ordering::Relaxed)
+            || FORK_EPOCH.load(Ordering::Relaxed) != self.epoch
+        {
+            return;
+        }
+        let mut h = lock(&HEAP);
+        if let Some(ai) = h.arenas.iter().position(|a| Arc::ptr_eq(a, &self.arena)) {
+            h.free.entry(self.len).or_default().push((ai, self.offset));
+        }
+    }
+}
+
+// SAFETY: `base` points into the arena the Alloc keeps alive; shared memory is accessed
+// through atomics or under the caller's synchronization.
+unsafe impl Send for Alloc {}
+unsafe impl Sync for Alloc {}
+
+/// A piece of shared memory in an [`Arena`] (CPython: `heap.BufferWrapper`). Cloning
+/// shares the same memory; the block is valid as long as any clone lives.
+#[derive(Clone)]
+pub struct Block(Arc<Alloc>);
+
+impl std::fmt::Debug for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "<Block offset={} len={} in {:?}>",
+            self.0.offset, self.0.len, self.0.arena
+        )
+    }
+}
+
+impl Block {
+    /// Allocates `len` zeroed bytes (16-byte aligned).
+    pub fn new(len: usize) -> Result<Block> {
+        let (arena, offset, size) = allocate(len)?;
+        let b = Block(Arc::new(Alloc {
+            // SAFETY: offset + size <= arena size (the allocator's invariant).
+            base: unsafe { arena.ptr.add(offset) },
+            arena,
+            offset,
+            len: size,
+            local: true,
+            epoch: FORK_EPOCH.load(Ordering::Relaxed),
+            shared: AtomicBool::new(false),
+        }));
+        // SAFETY: the range is inside the arena and ours (fresh or recycled).
+        unsafe { std::ptr::write_bytes(b.as_ptr(), 0, size) };
+        Ok(b)
+    }
+
+    /// Start of the block. Valid for [`len`](Self::len) bytes while `self` lives; other
+    /// processes may access the memory concurrently.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.0.base
+    }
+
+    /// Length in bytes (the requested length rounded up to 16).
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.0.len
+    }
+
+    /// Whether the block is empty (never: blocks are at least 16 bytes).
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    /// The arena holding the block.
+    pub fn arena(&self) -> &Arc<Arena> {
+        &self.0.arena
+    }
+
+    /// The 32-bit atomic at byte offset `4 * i` (a futex word).
+    ///
+    /// Panics if `4 * i + 4 > len()` (an internal layout bug, never user input).
+    #[inline]
+    pub fn atomic_u32(&self, i: usize) -> &AtomicU32 {
+        assert!(4 * i + 4 <= self.len(), "atomic out of block");
+        // SAFETY: aligned (blocks are 16-aligned), in bounds, lives as long as &self;
+        // shared memory is only accessed atomically at these offsets.
+        unsafe { &*(self.as_ptr().add(4 * i) as *const AtomicU32) }
+    }
+
+    /// The 64-bit atomic at byte offset `8 * i`.
+    ///
+    /// Panics if `8 * i + 8 > len()` (an internal layout bug, never user input).
+    pub fn atomic_u64(&self, i: usize) -> &AtomicU64 {
+        assert!(8 * i + 8 <= self.len(), "atomic out of block");
+        // SAFETY: as for atomic_u32, 8-aligned.
+        unsafe { &*(self.as_ptr().add(8 * i) as *const AtomicU64) }
+    }
+
+    /// Whether `n` values of `T` fit in the block at its (16-byte) alignment.
+    pub fn fits<T>(&self, n: usize) -> bool {
+        std::mem::align_of::<T>() <= ALIGN
+            && std::mem::size_of::<T>()
+                .checked_mul(n)
+                .is_some_and(|s| s <= self.len())
+    }
+
+    /// Reads element `i` of the block seen as an array of `T` (a volatile copy: another
+    /// process may write concurrently; synchronize through a lock for consistency).
+    ///
+    /// # Safety
+    /// The block must have been written with valid `T`s (`T` plain old data).
+    pub(crate) unsafe fn read<T>(&self, i: usize) -> T {
+        assert!(self.fits::<T>(i + 1));
+        std::ptr::read_volatile((self.as_ptr() as *const T).add(i))
+    }
+
+    /// Writes element `i` of the block seen as an array of `T` (volatile).
+    ///
+    /// # Safety
+    /// `T` must be plain old data without drop glue.
+    pub(crate) unsafe fn write<T>(&self, i: usize, v: T) {
+        assert!(self.fits::<T>(i + 1));
+        std::ptr::write_volatile((self.as_ptr() as *mut T).add(i), v)
+    }
+
+    /// The block as a mutable slice of `n` `T`s.
+    ///
+    /// # Safety
+    /// The caller holds the lock that guards the block (no other access while the slice
+    /// lives) and the block holds valid `T`s.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice_mut<T>(&self, n: usize) -> &mut [T] {
+        assert!(self.fits::<T>(n));
+        std::slice::from_raw_parts_mut(self.as_ptr() as *mut T, n)
+    }
+}
+
+impl Serialize for Block {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple;
+        self.0.shared.store(true, Ordering::Relaxed);
+        struct Fd<'a>(&'a Arena);
+        impl Serialize for Fd<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                crate::reduction::serialize_shared_fd(self.0.fd.as_fd(), s)
+            }
+        }
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&Fd(&self.0.arena))?;
+        t.serialize_element(&(self.0.offset as u64))?;
+        t.serialize_element(&(self.0.len as u64))?;
+        t.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Block {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Fd(OwnedFd);
+        impl<'de> Deserialize<'de> for Fd {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                crate::reduction::deserialize_shared_fd(d).map(Fd)
+            }
+        }
+        let (Fd(fd), offset, len) = <(Fd, u64, u64)>::deserialize(d)?;
+        let arena = Arena::from_fd(fd).map_err(de::Error::custom)?;
+        let (offset, len) = (offset as usize, len as usize);
+        if offset & (ALIGN - 1) != 0 || offset.checked_add(len).is_none_or(|e| e > arena.size) {
+            return Err(de::Error::custom("shared-memory block outside its arena"));
+        }
+        Ok(Block(Arc::new(Alloc {
+            // SAFETY: offset + len <= arena size, checked just above.
+            base: unsafe { arena.ptr.add(offset) },
+            arena,
+            offset,
+            len,
+            local: false,
+            epoch: 0,
+            shared: AtomicBool::new(true),
+        })))
+    }
+}
+
+/// Number of arenas this process allocated (for tests and diagnostics).
+pub fn arena_count() -> usize {
+    lock(&HEAP).arenas.len()
+}
+
+/// Number of distinct arena mappings alive in this process (allocated or received).
+pub fn mapping_count() -> usize {
+    lock(&MAPPINGS)
+        .as_ref()
+        .map_or(0, |m| m.values().filter(|w| w.strong_count() > 0).count())
+}
 
 #[doc(hidden)]
 pub mod root_exports {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_blocks_share_arenas() {
+        let blocks: Vec<_> = (0..10_000).map(|_| Block::new(24).unwrap()).collect();
+        assert!(arena_count() <= 3, "{}", arena_count());
+        let p0 = blocks[0].as_ptr() as usize;
+        let p1 = blocks[1].as_ptr() as usize;
+        assert!(p0 & 15 == 0 && p1 & 15 == 0 && p0 != p1);
+        blocks[0].atomic_u32(0).store(7, Ordering::SeqCst);
+        assert_eq!(blocks[0].atomic_u32(0).load(Ordering::SeqCst), 7);
+        assert_eq!(blocks[1].atomic_u32(0).load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn roundtrip_reuses_mapping() {
+        let b = Block::new(64).unwrap();
+        b.atomic_u32(1).store(42, Ordering::SeqCst);
+        let v = vec![b.clone(), b.clone(), Block::new(8).unwrap()];
+        let (bytes, fds) = crate::codec::encode_with_fds(&v).unwrap();
+        assert_eq!(fds.len(), 1);
+        let back: Vec<Block> = crate::codec::decode_with_fds(&bytes, fds).unwrap();
+        assert!(Arc::ptr_eq(back[0].arena(), b.arena()));
+        assert_eq!(back[0].atomic_u32(1).load(Ordering::SeqCst), 42);
+        assert!(crate::codec::encode(&b).is_err());
+    }
+}

@@ -135,6 +135,44 @@ pub fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Owne
     taken.map_err(de_error)
 }
 
+/// Like [`serialize_fd`], but a descriptor for an open file already carried by the same
+/// message (same `st_dev`/`st_ino`) is not sent twice: both handles name one entry.
+/// Read it back with [`deserialize_shared_fd`]. Used by the shared-memory arena, so that
+/// ten thousand values living in one arena travel with one descriptor.
+pub fn serialize_shared_fd<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
+    let key = |f: BorrowedFd<'_>| rustix::fs::fstat(f).ok().map(|st| (st.st_dev, st.st_ino));
+    let me = key(fd);
+    let found = ENCODING.with(|e| {
+        let e = e.borrow();
+        let list = e.as_ref()?;
+        me.and_then(|k| list.iter().position(|f| key(f.as_fd()) == Some(k)))
+    });
+    match found {
+        Some(i) => (i as u32).serialize(s),
+        None => serialize_fd(fd, s),
+    }
+}
+
+/// Reads a descriptor written by [`serialize_shared_fd`] (a duplicate: other handles of
+/// the same message may name the same entry).
+pub fn deserialize_shared_fd<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Error> {
+    let index = u32::deserialize(d)? as usize;
+    let got = DECODING.with(|l| {
+        let l = l.borrow();
+        let list = l.as_ref().ok_or_else(|| {
+            "a handle owning a file descriptor can only be received through mp's own transports"
+                .to_string()
+        })?;
+        let fd = list
+            .get(index)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| format!("descriptor index {index} missing from the message"))?;
+        fd.try_clone()
+            .map_err(|e| format!("cannot duplicate a received descriptor: {e}"))
+    });
+    got.map_err(de_error)
+}
+
 /// An owned file descriptor that can be passed to a child (in `Process` args, through a
 /// `Connection` or a queue) under every start method. The receiver gets its own
 /// descriptor for the same open file (Python: `multiprocessing.reduction.DupFd`).

@@ -74,6 +74,7 @@ pub(crate) fn after_fork_child() {
         std::mem::forget(std::mem::take(&mut *h));
     }
     RAN_IN.store(0, Ordering::Release);
+    crate::heap::after_fork_child();
     crate::resource_tracker::after_fork_child();
 }
 

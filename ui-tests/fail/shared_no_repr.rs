@@ -1,0 +1,7 @@
+#[derive(mp::Shared)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+fn main() {}

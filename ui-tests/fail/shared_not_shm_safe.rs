@@ -1,0 +1,11 @@
+struct NotShared {
+    x: u32,
+}
+
+#[derive(mp::Shared)]
+#[repr(C)]
+struct Outer {
+    inner: NotShared,
+}
+
+fn main() {}

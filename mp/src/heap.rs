@@ -308,6 +308,36 @@ impl Block {
         &self.0.arena
     }
 
+    /// Copies `src` into the block at byte `offset`. Other processes may read the same
+    /// bytes: callers order access with a lock or atomics in the block (the queue's ring
+    /// does it under its futex lock).
+    ///
+    /// Panics if the range is outside the block (an internal layout bug).
+    pub(crate) fn write_bytes(&self, offset: usize, src: &[u8]) {
+        assert!(
+            offset
+                .checked_add(src.len())
+                .is_some_and(|e| e <= self.len()),
+            "write out of block"
+        );
+        // SAFETY: in bounds; the caller synchronizes access to this range.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.as_ptr().add(offset), src.len()) }
+    }
+
+    /// Copies bytes at `offset` out of the block into `dst` (see [`write_bytes`](Self::write_bytes)).
+    pub(crate) fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        assert!(
+            offset
+                .checked_add(dst.len())
+                .is_some_and(|e| e <= self.len()),
+            "read out of block"
+        );
+        // SAFETY: in bounds; the caller synchronizes access to this range.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.as_ptr().add(offset), dst.as_mut_ptr(), dst.len())
+        }
+    }
+
     /// The 32-bit atomic at byte offset `4 * i` (a futex word).
     ///
     /// Panics if `4 * i + 4 > len()` (an internal layout bug, never user input).

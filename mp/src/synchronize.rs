@@ -50,20 +50,20 @@ use std::time::{Duration, Instant};
 // ---------------------------------------------------------------------------------
 // The futex core
 
-mod futex {
+pub(crate) mod futex {
     use super::*;
     use rustix::thread::futex::{self, Flags, Timespec};
 
     /// How long a wait may last.
     #[derive(Clone, Copy, PartialEq, Eq)]
-    pub(super) enum Deadline {
+    pub(crate) enum Deadline {
         Never,
         At(Instant),
         Now,
     }
 
     impl Deadline {
-        pub(super) fn after(d: Option<Duration>) -> Deadline {
+        pub(crate) fn after(d: Option<Duration>) -> Deadline {
             match d {
                 None => Deadline::Never,
                 Some(d) if d.is_zero() => Deadline::Now,
@@ -72,7 +72,7 @@ mod futex {
                     .map_or(Deadline::Never, Deadline::At),
             }
         }
-        pub(super) fn expired(self) -> bool {
+        pub(crate) fn expired(self) -> bool {
             match self {
                 Deadline::Never => false,
                 Deadline::Now => true,
@@ -83,7 +83,7 @@ mod futex {
 
     /// Sleeps while `*w == val` (a shared futex: works across processes), at most until
     /// the deadline. Spurious returns are allowed: callers re-check their condition.
-    pub(super) fn wait(w: &AtomicU32, val: u32, dl: Deadline) {
+    pub(crate) fn wait(w: &AtomicU32, val: u32, dl: Deadline) {
         let ts = match dl {
             Deadline::Never => None,
             Deadline::Now => return,
@@ -103,7 +103,7 @@ mod futex {
     }
 
     /// Wakes up to `n` sleepers on `w`.
-    pub(super) fn wake(w: &AtomicU32, n: u32) {
+    pub(crate) fn wake(w: &AtomicU32, n: u32) {
         let _ = futex::wake(w, Flags::empty(), n.min(i32::MAX as u32));
     }
 
@@ -112,7 +112,7 @@ mod futex {
 
     /// Mutex word: 0 free, 1 held, 2 held with (possible) sleepers.
     #[inline]
-    pub(super) fn lock(w: &AtomicU32, dl: Deadline) -> bool {
+    pub(crate) fn lock(w: &AtomicU32, dl: Deadline) -> bool {
         if w.compare_exchange(0, 1, Acquire, Relaxed).is_ok() {
             return true;
         }
@@ -138,7 +138,7 @@ mod futex {
 
     /// Releases a mutex word; `false` if it was not held.
     #[inline]
-    pub(super) fn unlock(w: &AtomicU32) -> bool {
+    pub(crate) fn unlock(w: &AtomicU32) -> bool {
         match w.swap(0, Release) {
             0 => false,
             1 => true,
@@ -151,7 +151,7 @@ mod futex {
 
     /// Waits until `pred()` holds, sleeping on `w` (whose value changes whenever `pred`
     /// may have become true). `waiters` counts sleepers so wakers can skip the syscall.
-    pub(super) fn wait_until(
+    pub(crate) fn wait_until(
         w: &AtomicU32,
         waiters: &AtomicU32,
         dl: Deadline,

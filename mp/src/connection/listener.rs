@@ -205,7 +205,10 @@ impl Listener {
         let backlog = backlog.clamp(1, i32::MAX as usize) as i32;
         let (sock, address, cleanup) = match address {
             None => {
-                let dir = tempfile::Builder::new().prefix("mp-").tempdir()?;
+                let dir = tempfile::Builder::new()
+                    .prefix("mp-")
+                    .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                    .tempdir()?;
                 let mut rnd = [0u8; 6];
                 getrandom::fill(&mut rnd)
                     .map_err(|e| Error::Io(std::io::Error::other(e.to_string())))?;

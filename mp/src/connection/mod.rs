@@ -299,8 +299,10 @@ impl Connection {
     }
 
     /// Sends `value` pickled (protocol 3), to be read by Python's `conn.recv()`.
-    /// Basic data only: integers, floats, `String` (str), `serde_pickle::Value::Bytes`
-    /// (bytes), `Vec` (list), tuples, maps (dict), `Option` (None).
+    /// Basic data only: integers, floats, `bool`, `String` (str), byte strings
+    /// serialized with `serialize_bytes` (bytes), `Vec` (list), tuples, maps (dict),
+    /// `Option` (None). For dynamic values use
+    /// [`send_pickle_value`](Self::send_pickle_value).
     #[cfg(feature = "pickle")]
     pub fn send_pickle<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let bytes = serde_pickle::to_vec(&value, serde_pickle::SerOptions::new())
@@ -308,8 +310,28 @@ impl Connection {
         self.send_bytes(&bytes)
     }
 
-    /// Receives a message pickled by Python's `conn.send(obj)` (basic data only; use
-    /// `serde_pickle::Value` for anything dynamic).
+    /// Sends a dynamic [`serde_pickle::Value`] pickled (e.g. Python `bytes`, tuples and
+    /// sets built at run time), to be read by Python's `conn.recv()`.
+    #[cfg(feature = "pickle")]
+    pub fn send_pickle_value(&self, value: &serde_pickle::Value) -> Result<()> {
+        let bytes = serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new())
+            .map_err(|e| Error::Codec(e.to_string()))?;
+        self.send_bytes(&bytes)
+    }
+
+    /// Receives a message pickled by Python's `conn.send(obj)` into a dynamic
+    /// [`serde_pickle::Value`], keeping Python's types apart (tuple vs list, bytes vs
+    /// str), which decoding through serde (`recv_pickle::<Value>()`) merges.
+    #[cfg(feature = "pickle")]
+    pub fn recv_pickle_value(&self) -> Result<serde_pickle::Value> {
+        let bytes = self.recv_bytes()?;
+        serde_pickle::value_from_slice(&bytes, serde_pickle::DeOptions::new())
+            .map_err(|e| Error::Codec(e.to_string()))
+    }
+
+    /// Receives a message pickled by Python's `conn.send(obj)` as a `T` (basic data
+    /// only: see [`send_pickle`](Self::send_pickle); tuples and lists both decode as
+    /// sequences).
     #[cfg(feature = "pickle")]
     pub fn recv_pickle<T: DeserializeOwned>(&self) -> Result<T> {
         let bytes = self.recv_bytes()?;

@@ -168,7 +168,7 @@ impl AsFd for Sock {
 /// let address = listener.address();
 /// let t = std::thread::spawn(move || -> mp::Result<()> {
 ///     let conn = Client::connect(&address, Some(b"secret password"))?;
-///     conn.send(&[1, 2, 3])?;
+///     conn.send(&vec![1, 2, 3])?;
 ///     Ok(())
 /// });
 /// let conn = listener.accept()?;

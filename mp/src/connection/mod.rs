@@ -57,6 +57,8 @@ use crate::error::{Error, Result};
 use crate::reduction::{self, FdKind};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +75,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Inner {
     /// `None` once closed. Operations hold their own `Arc` while they run, so closing
     /// never pulls a descriptor from under a thread that is using it.
-    fd: Mutex<Option<Arc<OwnedFd>>>,
+    fd: Mutex<Option<Arc<File>>>,
     kind: FdKind,
     readable: bool,
     writable: bool,
@@ -116,7 +118,7 @@ impl Connection {
     pub fn from_fd(fd: OwnedFd, kind: FdKind, readable: bool, writable: bool) -> Self {
         Connection {
             inner: Arc::new(Inner {
-                fd: Mutex::new(Some(Arc::new(fd))),
+                fd: Mutex::new(Some(Arc::new(File::from(fd)))),
                 kind,
                 readable,
                 writable,
@@ -137,13 +139,13 @@ impl Connection {
         Self::from_fd(s.into(), FdKind::Socket, true, true)
     }
 
-    fn fd(&self) -> Result<Arc<OwnedFd>> {
+    fn fd(&self) -> Result<Arc<File>> {
         lock(&self.inner.fd)
             .clone()
             .ok_or_else(|| Error::invalid("handle is closed"))
     }
 
-    fn check_readable(&self) -> Result<Arc<OwnedFd>> {
+    fn check_readable(&self) -> Result<Arc<File>> {
         let fd = self.fd()?;
         if !self.inner.readable {
             return Err(Error::invalid(
@@ -158,7 +160,7 @@ impl Connection {
         Ok(fd)
     }
 
-    fn check_writable(&self) -> Result<Arc<OwnedFd>> {
+    fn check_writable(&self) -> Result<Arc<File>> {
         let fd = self.fd()?;
         if !self.inner.writable {
             return Err(Error::invalid(
@@ -202,25 +204,34 @@ impl Connection {
     }
 
     /// `recv()`: receives one message sent with [`send`](Self::send) and decodes it.
+    /// The codec is not self-describing: `T` must be the type that was sent (an array
+    /// `[i32; 3]` is not a `Vec<i32>`).
     /// [`Error::Eof`] once the peer closed and nothing is left. A message that does not
     /// decode as `T` is an [`Error::Codec`] (the message is consumed; the connection
     /// stays usable).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
-        let (body, fds) = self.recv_frame(usize::MAX)?;
+        let (body, fds) = self.recv_frame(usize::MAX, true)?;
         crate::codec::decode_with_fds(&body, fds)
     }
 
-    fn recv_frame(&self, max: usize) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+    /// Reads one frame. With `want_fds` the header is read with `recvmsg` to collect
+    /// the descriptors attached to it; without, with plain `read(2)` (the kernel closes
+    /// any descriptors that came along, as we would).
+    fn recv_frame(&self, max: usize, want_fds: bool) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
         let fd = self.check_readable()?;
         let _g = lock(&self.inner.recv_lock);
         let mut fds = Vec::new();
-        let len = reduction::read_frame_header(fd.as_fd(), self.inner.kind, &mut fds);
+        let len = if want_fds {
+            reduction::read_frame_header(fd.as_fd(), self.inner.kind, &mut fds)
+        } else {
+            read_header(&fd)
+        };
         let len = self.after_read(len, true)?;
         if len > max {
             self.inner.broken.store(true, Ordering::Release);
             return Err(Error::MessageTooLarge { len, max });
         }
-        let body = reduction::read_frame_body(fd.as_fd(), self.inner.kind, len, &mut fds);
+        let body = read_body(&fd, len);
         let body = self.after_read(body, false)?;
         Ok((body, fds))
     }
@@ -228,14 +239,14 @@ impl Connection {
     /// `recv_bytes()`: receives one message as bytes. [`Error::Eof`] once the peer
     /// closed and nothing is left.
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        Ok(self.recv_frame(usize::MAX)?.0)
+        Ok(self.recv_frame(usize::MAX, false)?.0)
     }
 
     /// `recv_bytes(maxlength)`: a message longer than `maxlength` is refused with
     /// [`Error::MessageTooLarge`] (Python: `OSError`), and the connection refuses every
     /// later read (its stream is left in the middle of that message).
     pub fn recv_bytes_max(&self, maxlength: usize) -> Result<Vec<u8>> {
-        Ok(self.recv_frame(maxlength)?.0)
+        Ok(self.recv_frame(maxlength, false)?.0)
     }
 
     /// `recv_bytes_into(buf)`: receives one message into the start of `buf` and returns
@@ -245,17 +256,13 @@ impl Connection {
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
         let fd = self.check_readable()?;
         let _g = lock(&self.inner.recv_lock);
-        let mut fds = Vec::new();
-        let kind = self.inner.kind;
-        let len = reduction::read_frame_header(fd.as_fd(), kind, &mut fds);
-        let len = self.after_read(len, true)?;
+        let len = self.after_read(read_header(&fd), true)?;
         if len > buf.len() {
-            let body = reduction::read_frame_body(fd.as_fd(), kind, len, &mut fds);
+            let body = read_body(&fd, len);
             let message = self.after_read(body, false)?;
             return Err(Error::BufferTooShort { message });
         }
-        let r = reduction::read_exact_fds(fd.as_fd(), kind, &mut buf[..len], &mut fds)
-            .and_then(|full| if full { Ok(len) } else { Err(Error::Eof) });
+        let r = read_exact(&fd, &mut buf[..len]).map(|()| len);
         self.after_read(r, len == 0)
     }
 
@@ -345,6 +352,56 @@ impl AsRawFd for Connection {
     fn as_raw_fd(&self) -> RawFd {
         self.fileno().unwrap_or(-1)
     }
+}
+
+/// Reads exactly `buf.len()` bytes. A frame's descriptors arrive with its header
+/// (read by `recvmsg`), so the body is read with plain `read(2)`, which is cheaper.
+fn read_exact(mut f: &File, buf: &mut [u8]) -> Result<()> {
+    f.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Error::Eof
+        } else {
+            Error::Io(e)
+        }
+    })
+}
+
+/// Reads a CPython frame header with `read(2)`: [`Error::Eof`] if the peer closed
+/// before its first byte.
+fn read_header(mut f: &File) -> Result<usize> {
+    let mut h = [0u8; 4];
+    let mut done = 0;
+    while done < 4 {
+        match f.read(&mut h[done..]) {
+            Ok(0) => return Err(Error::Eof),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match i32::from_be_bytes(h) {
+        -1 => {
+            let mut l = [0u8; 8];
+            read_exact(f, &mut l)?;
+            let len = u64::from_be_bytes(l);
+            usize::try_from(len).map_err(|_| Error::Codec(format!("frame length {len} too large")))
+        }
+        n if n < 0 => Err(Error::Codec(format!("malformed frame header: length {n}"))),
+        n => Ok(n as usize),
+    }
+}
+
+/// Reads a body of `len` bytes, growing the buffer as data arrives (a lying header
+/// cannot make us allocate much more than what was really sent).
+fn read_body(f: &File, len: usize) -> Result<Vec<u8>> {
+    const CHUNK: usize = 16 << 20;
+    let mut out = Vec::with_capacity(len.min(CHUNK));
+    while out.len() < len {
+        let start = out.len();
+        out.resize(start + (len - start).min(CHUNK), 0);
+        read_exact(f, &mut out[start..])?;
+    }
+    Ok(out)
 }
 
 struct FdSer<'a>(BorrowedFd<'a>);

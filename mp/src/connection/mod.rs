@@ -44,6 +44,20 @@
 //! whole messages. [`Connection::close`] closes the shared descriptor for every clone
 //! (an operation already running on another thread finishes first). Dropping the last
 //! clone closes it too.
+//!
+//! Receiving reads exactly one frame (header, then body) and never buffers ahead, so
+//! [`wait`] and [`Connection::poll`] on the descriptor are always accurate and a
+//! `Connection` handed to another process carries no data left behind here.
+//!
+//! Fork: a clone inherited by `Process::from_closure` under the fork start method shares
+//! the locks' state at the time of the fork; don't fork while another thread is inside
+//! `send`/`recv` on a connection the child will use (arguments passed to `Process::new`
+//! are re-created in the child and are not affected).
+//!
+//! Layering note: `wait` calls `poll(2)` through `libc` (one `unsafe` block in
+//! `connection/wait.rs`: it polls raw descriptors such as process sentinels), and
+//! `Listener` applies the caller's backlog with `rustix::net::listen` and wakes a blocked
+//! `accept` with `rustix::net::shutdown`.
 
 mod auth;
 mod listener;

@@ -1,4 +1,0 @@
-//! (in progress)
-
-#[doc(hidden)]
-pub mod root_exports {}

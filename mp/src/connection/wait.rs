@@ -1,0 +1,150 @@
+//! `wait()` over connections, listeners, process sentinels and sockets (CPython's
+//! `multiprocessing.connection.wait`).
+
+use super::{Connection, Listener};
+use crate::error::{Error, Result};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+/// Something [`wait`] can wait on: it names a descriptor that becomes readable.
+///
+/// Implemented for [`Connection`], [`Listener`], a raw descriptor (`RawFd`, e.g. a
+/// `Process::sentinel()`), [`Sentinel`], std sockets and owned/borrowed descriptors.
+pub trait Waitable {
+    /// The descriptor to poll for readability.
+    fn wait_fd(&self) -> Result<RawFd>;
+}
+
+/// A process sentinel (or any descriptor) for [`wait`]; a bare `RawFd` works as well.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Sentinel(pub RawFd);
+
+impl Waitable for Sentinel {
+    fn wait_fd(&self) -> Result<RawFd> {
+        Ok(self.0)
+    }
+}
+
+impl Waitable for RawFd {
+    fn wait_fd(&self) -> Result<RawFd> {
+        Ok(*self)
+    }
+}
+
+impl Waitable for Connection {
+    fn wait_fd(&self) -> Result<RawFd> {
+        self.fileno()
+    }
+}
+
+impl Waitable for Listener {
+    fn wait_fd(&self) -> Result<RawFd> {
+        self.fileno()
+    }
+}
+
+impl<T: Waitable + ?Sized> Waitable for &T {
+    fn wait_fd(&self) -> Result<RawFd> {
+        (**self).wait_fd()
+    }
+}
+
+macro_rules! waitable_as_raw_fd {
+    ($($t:ty),*) => {$(
+        impl Waitable for $t {
+            fn wait_fd(&self) -> Result<RawFd> {
+                Ok(self.as_raw_fd())
+            }
+        }
+    )*};
+}
+waitable_as_raw_fd!(
+    std::os::unix::net::UnixStream,
+    std::os::unix::net::UnixListener,
+    std::net::TcpStream,
+    std::net::TcpListener,
+    std::process::ChildStdout,
+    std::process::ChildStderr,
+    std::fs::File,
+    OwnedFd,
+    BorrowedFd<'_>
+);
+
+/// Python's `multiprocessing.connection.wait(object_list, timeout)`: waits until at
+/// least one object is ready and returns the indices of all ready ones, or an empty
+/// list after `timeout`. A connection is ready when a message or the end of file is
+/// there (a closed peer counts as ready), a listener when a client is waiting, a
+/// process sentinel when the process ended. `None` waits forever;
+/// `Some(Duration::ZERO)` only looks. Interrupted waits resume with the time left.
+///
+/// ```
+/// use std::time::Duration;
+/// let (a, b) = mp::pipe(true)?;
+/// let (c, d) = mp::pipe(true)?;
+/// assert!(mp::wait(&[&a, &c], Some(Duration::ZERO))?.is_empty());
+/// d.send(&1)?;
+/// assert_eq!(mp::wait(&[&a, &c], None)?, [1]);
+/// drop(b); // a closed peer: ready too
+/// assert_eq!(mp::wait(&[&a, &c], None)?, [0, 1]);
+/// # Ok::<(), mp::Error>(())
+/// ```
+pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<usize>> {
+    let fds = objects
+        .iter()
+        .map(|o| o.wait_fd())
+        .collect::<Result<Vec<_>>>()?;
+    poll_fds(&fds, timeout)
+}
+
+/// `poll(2)` on `fds` for readability; returns the indices of the ready ones (readable,
+/// hung up or in error). EINTR is retried with the remaining time.
+pub(crate) fn poll_fds(fds: &[RawFd], timeout: Option<Duration>) -> Result<Vec<usize>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // round up so a short timeout still waits
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
+            }
+        };
+        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs; poll only
+        // writes their `revents`. Invalid descriptors are reported as POLLNVAL.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
+        }
+        if r > 0 {
+            let mut ready = Vec::new();
+            for (i, p) in pfds.iter().enumerate() {
+                if p.revents & libc::POLLNVAL != 0 {
+                    return Err(Error::invalid(format!(
+                        "object {i} of wait() has an invalid descriptor {}",
+                        p.fd
+                    )));
+                }
+                if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
+                    ready.push(i);
+                }
+            }
+            return Ok(ready);
+        }
+        match deadline {
+            Some(d) if Instant::now() >= d => return Ok(Vec::new()),
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! Pipes, connections, listeners, authentication and `wait`, across real processes
+//! under every start method.
+mp::test_support!();
+
+use mp::connection::{answer_challenge, deliver_challenge, Sentinel};
+use mp::{Address, Client, Connection, Context, Error, Listener};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(30);
+
+fn contexts() -> Vec<Context> {
+    mp::get_all_start_methods()
+        .into_iter()
+        .map(|m| mp::get_context(Some(m)).unwrap())
+        .collect()
+}
+
+/// recv with a bound: a bug fails instead of hanging.
+fn recv_t<T: serde::de::DeserializeOwned>(c: &Connection) -> mp::Result<T> {
+    assert!(c.poll(Some(T))?, "nothing arrived within {T:?}");
+    c.recv()
+}
+
+fn join(p: &mp::Process) {
+    p.join_timeout(T).unwrap();
+    assert_eq!(p.exitcode(), Some(0), "{p:?}");
+}
+
+#[mp::task]
+fn send_three_and_exit(conn: Connection) {
+    conn.send(&1u32).unwrap();
+    conn.send(&"two".to_string()).unwrap();
+    conn.send_bytes(b"three").unwrap();
+}
+
+#[test]
+fn data_before_close_then_eof_every_start_method() {
+    for ctx in contexts() {
+        let (r, w) = ctx.pipe(false).unwrap();
+        let p = ctx.process(send_three_and_exit, (w,));
+        p.start().unwrap();
+        assert_eq!(recv_t::<u32>(&r).unwrap(), 1);
+        assert_eq!(recv_t::<String>(&r).unwrap(), "two");
+        assert!(r.poll(Some(T)).unwrap());
+        assert_eq!(r.recv_bytes().unwrap(), b"three");
+        join(&p);
+        // the child exited and the parent's copy of `w` was dropped at start: EOF
+        assert!(
+            r.poll(Some(Duration::ZERO)).unwrap(),
+            "closed peer is ready"
+        );
+        assert!(matches!(r.recv::<u32>(), Err(Error::Eof)));
+        assert!(matches!(r.recv_bytes(), Err(Error::Eof)), "EOF again");
+    }
+}
+
+#[mp::task]
+fn echo_until_empty(conn: Connection) {
+    loop {
+        let m = conn.recv_bytes().unwrap();
+        let done = m.is_empty();
+        conn.send_bytes(&m).unwrap();
+        if done {
+            break;
+        }
+    }
+}
+
+#[test]
+fn message_sizes_round_trip_through_a_child() {
+    let (a, b) = mp::Pipe().unwrap();
+    let p = mp::Process::new(echo_until_empty, (b,));
+    p.start().unwrap();
+    for size in [1usize, 2, 100, 64 << 10, (64 << 10) + 1, 16 << 20, 0] {
+        let msg: Vec<u8> = (0..size).map(|i| (i * 7 + size) as u8).collect();
+        a.send_bytes(&msg).unwrap();
+        assert!(a.poll(Some(T)).unwrap());
+        let back = a.recv_bytes().unwrap();
+        assert_eq!(back.len(), size);
+        assert!(back == msg, "size {size} corrupted");
+    }
+    join(&p);
+}
+
+#[test]
+fn recv_bytes_into_short_and_offset() {
+    let (a, b) = mp::Pipe().unwrap();
+    a.send_bytes(b"hello world").unwrap();
+    let mut small = [0u8; 4];
+    match b.recv_bytes_into(&mut small) {
+        Err(Error::BufferTooShort { message }) => assert_eq!(message, b"hello world"),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    assert_eq!(small, [0; 4], "short buffer untouched");
+    // still usable afterwards: the whole message was consumed
+    a.send_bytes(b"abc").unwrap();
+    let mut buf = [9u8; 10];
+    let n = b.recv_bytes_into(&mut buf[3..]).unwrap();
+    assert_eq!(n, 3);
+    assert_eq!(buf, [9, 9, 9, b'a', b'b', b'c', 9, 9, 9, 9]);
+    // exact fit and empty message
+    a.send_bytes(b"1234").unwrap();
+    assert_eq!(b.recv_bytes_into(&mut small).unwrap(), 4);
+    assert_eq!(&small, b"1234");
+    a.send_bytes(b"").unwrap();
+    assert_eq!(b.recv_bytes_into(&mut small).unwrap(), 0);
+    // send_bytes with offset/size = slicing
+    let data = b"0123456789";
+    a.send_bytes(&data[2..2 + 5]).unwrap();
+    assert_eq!(b.recv_bytes().unwrap(), b"23456");
+    drop(a);
+    assert!(matches!(b.recv_bytes_into(&mut buf), Err(Error::Eof)));
+}
+
+#[test]
+fn recv_bytes_max_too_long_makes_connection_unusable() {
+    let (a, b) = mp::Pipe().unwrap();
+    a.send_bytes(b"short").unwrap();
+    assert_eq!(b.recv_bytes_max(5).unwrap(), b"short");
+    a.send_bytes(&[1u8; 6]).unwrap();
+    a.send_bytes(b"x").unwrap();
+    assert!(matches!(
+        b.recv_bytes_max(5),
+        Err(Error::MessageTooLarge { len: 6, max: 5 })
+    ));
+    assert!(b.recv_bytes().is_err());
+    assert!(b.recv::<u8>().is_err());
+    assert!(b.recv_bytes_into(&mut [0u8; 10]).is_err());
+}
+
+#[test]
+fn large_header_form_is_read() {
+    // CPython's large form: -1, then an 8-byte length (used above 2 GiB; readers accept
+    // it for any length). Written by hand on one end of a socketpair.
+    let (s, r) = std::os::unix::net::UnixStream::pair().unwrap();
+    let b = Connection::from_unix_stream(r);
+    let mut frame = (-1i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&5u64.to_be_bytes());
+    frame.extend_from_slice(b"hello");
+    // and a large-form header announcing more than 2 GiB, refused by maxlength
+    frame.extend_from_slice(&(-1i32).to_be_bytes());
+    frame.extend_from_slice(&0x8000_0000u64.to_be_bytes());
+    std::io::Write::write_all(&mut &s, &frame).unwrap();
+    assert_eq!(b.recv_bytes().unwrap(), b"hello");
+    assert!(matches!(
+        b.recv_bytes_max(1 << 20),
+        Err(Error::MessageTooLarge {
+            len: 0x8000_0000,
+            ..
+        })
+    ));
+    let (h, n) = mp::reduction::frame_header(0x8000_0000);
+    assert_eq!(n, 12);
+    assert_eq!(&h[..4], &[0xff; 4]);
+    let (h, n) = mp::reduction::frame_header(0x7fff_ffff);
+    assert_eq!((n, &h[..4]), (4, &[0x7f, 0xff, 0xff, 0xff][..]));
+}
+
+#[mp::task]
+fn sleep_then_send(conn: Connection, ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+    conn.send(&"late".to_string()).unwrap();
+}
+
+#[test]
+fn poll_zero_finite_none_and_closed_peer() {
+    let (a, b) = mp::Pipe().unwrap();
+    assert!(!a.poll(Some(Duration::ZERO)).unwrap());
+    let t0 = Instant::now();
+    assert!(!a.poll(Some(Duration::from_millis(100))).unwrap());
+    assert!(t0.elapsed() >= Duration::from_millis(95));
+    let p = mp::Process::new(sleep_then_send, (b, 200u64));
+    p.start().unwrap();
+    // None: blocks until the child's message arrives (bounded by the child's own sleep)
+    assert!(a.poll(None).unwrap());
+    assert_eq!(a.recv::<String>().unwrap(), "late");
+    join(&p);
+    // the child ended: EOF is ready
+    assert!(a.poll(Some(Duration::ZERO)).unwrap());
+    assert!(matches!(a.recv::<String>(), Err(Error::Eof)));
+    // wrong direction for poll on a simplex writer
+    let (_r, w) = mp::pipe(false).unwrap();
+    assert!(w.poll(Some(Duration::ZERO)).is_err());
+}
+
+#[test]
+fn simplex_refuses_wrong_direction_and_close_semantics() {
+    let (r, w) = mp::pipe(false).unwrap();
+    assert!((r.readable(), r.writable(), w.readable(), w.writable()) == (true, false, false, true));
+    assert!(matches!(r.send(&1), Err(Error::InvalidState(_))));
+    assert!(matches!(r.send_bytes(b"x"), Err(Error::InvalidState(_))));
+    assert!(matches!(w.recv::<i32>(), Err(Error::InvalidState(_))));
+    assert!(matches!(w.recv_bytes(), Err(Error::InvalidState(_))));
+    assert!(r.fileno().unwrap() >= 0);
+    assert!(!r.closed());
+    r.close().unwrap();
+    assert!(r.closed());
+    r.close().unwrap();
+    assert!(r.fileno().is_err());
+    assert!(r.recv_bytes().is_err());
+    // the reader is gone: sending fails with an I/O error, no SIGPIPE
+    assert!(matches!(w.send_bytes(b"x"), Err(Error::Io(_))));
+}
+
+#[mp::task]
+fn receive_a_connection_and_use_it(conn: Connection) {
+    let passed: Connection = conn.recv().unwrap();
+    let n: u32 = passed.recv().unwrap();
+    passed.send(&(n * 2)).unwrap();
+    conn.send(&"done".to_string()).unwrap();
+}
+
+#[test]
+fn connection_sent_over_connection_to_child_every_start_method() {
+    for ctx in contexts() {
+        let (a, b) = ctx.pipe(true).unwrap();
+        let p = ctx.process(receive_a_connection_and_use_it, (b,));
+        p.start().unwrap();
+        let (x, y) = ctx.pipe(true).unwrap();
+        a.send(&x).unwrap();
+        drop(x);
+        y.send(&21u32).unwrap();
+        assert_eq!(recv_t::<u32>(&y).unwrap(), 42, "{ctx:?}");
+        assert_eq!(recv_t::<String>(&a).unwrap(), "done");
+        join(&p);
+        // the child was the last holder of x: y sees EOF
+        assert!(y.poll(Some(T)).unwrap());
+        assert!(matches!(y.recv::<u32>(), Err(Error::Eof)));
+    }
+}
+
+#[test]
+fn concurrent_senders_never_interleave_frames() {
+    let (a, b) = mp::Pipe().unwrap();
+    const SIZE: usize = 300_000; // larger than the socket buffer: writes are split
+    const PER_THREAD: usize = 20;
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    a.send_bytes(&vec![t; SIZE]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut counts = [0usize; 4];
+    for _ in 0..4 * PER_THREAD {
+        assert!(b.poll(Some(T)).unwrap());
+        let m = b.recv_bytes().unwrap();
+        assert_eq!(m.len(), SIZE);
+        assert!(m.iter().all(|&x| x == m[0]), "frames interleaved");
+        counts[m[0] as usize] += 1;
+    }
+    assert_eq!(counts, [PER_THREAD; 4]);
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn codec_error_on_wrong_type_keeps_connection() {
+    let (a, b) = mp::Pipe().unwrap();
+    a.send(&"not a number at all".to_string()).unwrap();
+    assert!(matches!(
+        b.recv::<(u64, u64, u64, u64)>(),
+        Err(Error::Codec(_))
+    ));
+    a.send(&5u8).unwrap();
+    assert_eq!(b.recv::<u8>().unwrap(), 5);
+    // a connection cannot leak through a foreign serde format
+    assert!(mp::codec::encode(&a).is_err());
+}
+
+// ---------- listeners and clients ----------
+
+#[mp::task]
+fn client_task(address: Address, key: Option<Vec<u8>>, msg: String) -> String {
+    match Client::connect(&address, key.as_deref()) {
+        Ok(conn) => {
+            conn.send(&msg).unwrap();
+            conn.recv::<String>().unwrap()
+        }
+        Err(e) => format!("client error: {}", e.variant_name()),
+    }
+}
+
+fn serve_one(l: &Listener) -> mp::Result<()> {
+    let c = l.accept()?;
+    let m: String = recv_t(&c)?;
+    c.send(&m.to_uppercase())
+}
+
+#[test]
+fn listener_client_unix_default_address() {
+    let l = Listener::bind(None, 5, None).unwrap();
+    let Address::Unix(path) = l.address() else {
+        panic!("default address should be a Unix path")
+    };
+    let dir = path.parent().unwrap().to_path_buf();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "private directory");
+    }
+    assert!(l.last_accepted().is_none());
+    let h = mp::spawn(client_task, (l.address(), None, "hi".to_string())).unwrap();
+    serve_one(&l).unwrap();
+    assert_eq!(h.join_timeout(T).unwrap(), "HI");
+    assert!(matches!(l.last_accepted(), Some(Address::Unix(_))));
+    l.close().unwrap();
+    assert!(
+        !path.exists() && !dir.exists(),
+        "socket and directory removed"
+    );
+    assert!(l.accept().is_err());
+    l.close().unwrap();
+}
+
+#[test]
+fn listener_client_tcp_with_authkey_and_wrong_key() {
+    let key = b"secret password".to_vec();
+    let l = Listener::bind(Some("127.0.0.1:0".parse().unwrap()), 2, Some(&key)).unwrap();
+    let addr = l.address();
+    let Address::Inet(host, port) = &addr else {
+        panic!()
+    };
+    assert_eq!(host, "127.0.0.1");
+    assert_ne!(*port, 0);
+
+    // wrong key: both sides fail with Authentication
+    let h = mp::spawn(
+        client_task,
+        (addr.clone(), Some(b"wrong".to_vec()), "x".into()),
+    )
+    .unwrap();
+    assert!(matches!(l.accept(), Err(Error::Authentication(_))));
+    assert_eq!(h.join_timeout(T).unwrap(), "client error: Authentication");
+
+    // a raw peer that answers the challenge with a bogus digest is refused too
+    let s = std::net::TcpStream::connect(addr.to_string().as_str()).unwrap();
+    let raw = Connection::from_tcp_stream(s);
+    let t = std::thread::spawn(move || {
+        let challenge = raw.recv_bytes().unwrap();
+        assert!(challenge.starts_with(b"#CHALLENGE#{sha256}"));
+        assert_eq!(challenge.len(), 11 + 8 + 40);
+        raw.send_bytes(b"{sha256}0123456789012345678901234567890Z")
+            .unwrap();
+        raw.recv_bytes().unwrap()
+    });
+    assert!(matches!(l.accept(), Err(Error::Authentication(_))));
+    assert_eq!(t.join().unwrap(), b"#FAILURE#");
+
+    // the listener keeps serving: right key works
+    let h = mp::spawn(client_task, (addr.clone(), Some(key.clone()), "ok".into())).unwrap();
+    serve_one(&l).unwrap();
+    assert_eq!(h.join_timeout(T).unwrap(), "OK");
+    assert!(matches!(l.last_accepted(), Some(Address::Inet(h, _)) if h == "127.0.0.1"));
+
+    // empty key is a key like any other
+    let l2 = Listener::bind(Some(Address::Inet("localhost".into(), 0)), 1, Some(b"")).unwrap();
+    let h = mp::spawn(client_task, (l2.address(), Some(vec![]), "e".into())).unwrap();
+    serve_one(&l2).unwrap();
+    assert_eq!(h.join_timeout(T).unwrap(), "E");
+    let h = mp::spawn(client_task, (l2.address(), Some(b"x".to_vec()), "e".into())).unwrap();
+    assert!(matches!(l2.accept(), Err(Error::Authentication(_))));
+    assert_eq!(h.join_timeout(T).unwrap(), "client error: Authentication");
+}
+
+#[test]
+fn listener_explicit_unix_path_removed_on_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sock");
+    let l = Listener::bind(Some(Address::Unix(path.clone())), 1, Some(b"k")).unwrap();
+    assert_eq!(l.address(), Address::Unix(path.clone()));
+    let p2 = path.clone();
+    let t = std::thread::spawn(move || {
+        let c = mp::client(p2.as_path(), Some(b"k")).unwrap();
+        c.send(&7i64).unwrap();
+    });
+    let c = l.accept().unwrap();
+    assert_eq!(recv_t::<i64>(&c).unwrap(), 7);
+    t.join().unwrap();
+    assert!(path.exists());
+    drop(l);
+    assert!(!path.exists());
+    // connecting to nothing is an error, not a panic
+    assert!(Client::connect(path.as_path(), None).is_err());
+}
+
+#[test]
+fn address_parsing() {
+    assert_eq!(
+        "localhost:6000".parse::<Address>().unwrap(),
+        Address::Inet("localhost".into(), 6000)
+    );
+    assert_eq!(
+        "[::1]:80".parse::<Address>().unwrap(),
+        Address::Inet("::1".into(), 80)
+    );
+    assert_eq!(
+        "/tmp/x:1".parse::<Address>().unwrap(),
+        Address::Unix("/tmp/x:1".into())
+    );
+    assert_eq!(
+        "sock".parse::<Address>().unwrap(),
+        Address::Unix("sock".into())
+    );
+    assert!("".parse::<Address>().is_err());
+    assert_eq!(Address::Inet("h".into(), 1).to_string(), "h:1");
+}
+
+#[mp::task]
+fn answer_in_child(conn: Connection, key: Vec<u8>) -> bool {
+    answer_challenge(&conn, &key).is_ok()
+}
+
+#[test]
+fn challenge_over_a_pipe_with_a_child() {
+    let (a, b) = mp::Pipe().unwrap();
+    let h = mp::spawn(answer_in_child, (b, b"abc".to_vec())).unwrap();
+    deliver_challenge(&a, b"abc").unwrap();
+    assert!(h.join_timeout(T).unwrap());
+    let (a, b) = mp::Pipe().unwrap();
+    let h = mp::spawn(answer_in_child, (b, b"abd".to_vec())).unwrap();
+    assert!(matches!(
+        deliver_challenge(&a, b"abc"),
+        Err(Error::Authentication(_))
+    ));
+    assert!(!h.join_timeout(T).unwrap());
+}
+
+// ---------- wait ----------
+
+#[mp::task]
+fn producer(w: Connection, i: u32) {
+    for j in 0..10u32 {
+        w.send(&(i, j)).unwrap();
+    }
+    w.close().unwrap();
+}
+
+#[test]
+fn wait_docs_example_four_producers_every_start_method() {
+    for ctx in contexts() {
+        let mut readers = Vec::new();
+        let mut procs = Vec::new();
+        for i in 0..4 {
+            let (r, w) = ctx.pipe(false).unwrap();
+            let p = ctx.process(producer, (w, i));
+            p.start().unwrap();
+            readers.push(r);
+            procs.push(p);
+        }
+        let mut got = Vec::new();
+        let deadline = Instant::now() + T;
+        while !readers.is_empty() {
+            let refs: Vec<&dyn mp::Waitable> = readers.iter().map(|r| r as _).collect();
+            let ready = mp::wait(&refs, Some(deadline - Instant::now())).unwrap();
+            assert!(!ready.is_empty(), "wait timed out");
+            for &i in ready.iter().rev() {
+                match readers[i].recv::<(u32, u32)>() {
+                    Ok(m) => got.push(m),
+                    Err(Error::Eof) => {
+                        readers.remove(i);
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        got.sort();
+        let want: Vec<(u32, u32)> = (0..4).flat_map(|i| (0..10).map(move |j| (i, j))).collect();
+        assert_eq!(got, want, "{ctx:?}");
+        for p in &procs {
+            join(p);
+        }
+    }
+}
+
+#[mp::task]
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn wait_on_sentinels_listeners_sockets() {
+    let (a, b) = mp::Pipe().unwrap();
+    let l = Listener::bind(Some(Address::Inet("127.0.0.1".into(), 0)), 1, None).unwrap();
+    let (s1, s2) = std::os::unix::net::UnixStream::pair().unwrap();
+    let p = mp::Process::new(sleep_ms, (150u64,));
+    p.start().unwrap();
+    let sentinel = p.sentinel().unwrap();
+    let objs: [&dyn mp::Waitable; 5] = [&a, &l, &s1, &sentinel, &Sentinel(sentinel)];
+    // zero timeout polls
+    assert!(mp::wait(&objs, Some(Duration::ZERO)).unwrap().is_empty());
+    // finite timeout elapses
+    let t0 = Instant::now();
+    assert!(mp::wait(&objs[..3], Some(Duration::from_millis(50)))
+        .unwrap()
+        .is_empty());
+    assert!(t0.elapsed() >= Duration::from_millis(45));
+    // the sentinel becomes ready when the process ends
+    assert_eq!(mp::wait(&objs, Some(T)).unwrap(), [3, 4]);
+    join(&p);
+    // a client waiting makes the listener ready; data makes sockets ready
+    let _c = Client::connect(l.address(), None).unwrap();
+    std::io::Write::write_all(&mut &s2, b"x").unwrap();
+    b.send(&1).unwrap();
+    assert_eq!(mp::wait(&objs[..3], Some(T)).unwrap(), [0, 1, 2]);
+    // closed peer counts as ready
+    let (c, d) = mp::Pipe().unwrap();
+    drop(d);
+    assert_eq!(mp::wait(&[&c], None).unwrap(), [0]);
+    // a closed connection is an error, not a hang
+    c.close().unwrap();
+    assert!(mp::wait(&[&c], Some(Duration::ZERO)).is_err());
+    let _ = s1.as_raw_fd();
+}
+
+#[test]
+fn wait_retries_eintr() {
+    // a signal delivered to the waiting thread interrupts poll(); wait must resume
+    extern "C" fn noop(_: libc::c_int) {}
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = noop as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = 0; // no SA_RESTART: poll returns EINTR
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+    let (a, _b) = mp::Pipe().unwrap();
+    let tid = unsafe { libc::pthread_self() };
+    let t = std::thread::spawn(move || {
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(30));
+            unsafe { libc::pthread_kill(tid, libc::SIGUSR1) };
+        }
+    });
+    let t0 = Instant::now();
+    let r = mp::wait(&[&a], Some(Duration::from_millis(300))).unwrap();
+    assert!(r.is_empty());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(290),
+        "{:?}",
+        t0.elapsed()
+    );
+    t.join().unwrap();
+}

@@ -30,6 +30,17 @@
 //! small, stable wire format; bitcode wins on bulk numeric vectors (4×), which belong in
 //! shared memory ([`Array`](crate::Array)) or `send_bytes` anyway.
 
+/// Bytes that encode and decode with one `memcpy` (a plain `Vec<u8>` goes through serde
+/// byte by byte, about 1 ns a byte): use it for bulk binary data in queue items,
+/// `Connection::send` or task arguments. Derefs to `Vec<u8>`.
+///
+/// ```
+/// let b = mp::codec::ByteBuf::from(vec![1u8, 2, 3]);
+/// let bytes = mp::codec::encode(&b).unwrap();
+/// assert_eq!(mp::codec::decode::<mp::codec::ByteBuf>(&bytes).unwrap().as_slice(), &[1, 2, 3]);
+/// ```
+pub use serde_bytes::ByteBuf;
+
 use crate::error::{Error, Result};
 use crate::reduction::{DecodeFds, EncodeFds};
 use serde::{de::DeserializeOwned, Serialize};

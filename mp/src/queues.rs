@@ -90,6 +90,11 @@ const KIND_FDS: u32 = 1; // inline bytes; descriptors on the side channel
 const KIND_INDIRECT: u32 = 2; // bytes in a memfd (first descriptor on the side channel)
 const KIND_WRAP: u32 = 3; // the rest of the ring is unused: continue at offset 0
 
+thread_local! {
+    /// Per-thread buffer items are encoded into (and popped into) before the ring copy.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn pad8(n: usize) -> usize {
     (n + 7) & !7
 }
@@ -108,7 +113,13 @@ struct Encoded {
 
 impl Encoded {
     fn new<T: Serialize>(item: &T) -> Result<Encoded> {
-        let (bytes, fds) = codec::encode_with_fds(item)?;
+        // reuse this thread's buffer: the common case hands it back right after the push
+        let mut bytes = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        bytes.clear();
+        let guard = reduction::EncodeFds::begin();
+        let encoded = codec::encode_into(item, &mut bytes);
+        let fds = guard.finish();
+        encoded?;
         if bytes.len() <= INLINE_MAX {
             return Ok(Encoded {
                 bytes,
@@ -124,6 +135,13 @@ impl Encoded {
             fds,
             memfd: Some((file.into(), bytes.len())),
         })
+    }
+
+    /// Gives the byte buffer back to this thread for the next item.
+    fn recycle(self) {
+        if self.bytes.capacity() <= INLINE_MAX * 2 {
+            SCRATCH.with(|s| *s.borrow_mut() = self.bytes);
+        }
     }
 
     fn ring_size(&self) -> usize {
@@ -171,6 +189,9 @@ struct Shared {
 #[derive(Default)]
 struct Local {
     pending: Mutex<VecDeque<Encoded>>,
+    /// Items buffered or in the feeder's hands: while 0, puts go straight to the ring
+    /// without touching `pending`'s lock.
+    pending_len: std::sync::atomic::AtomicUsize,
     /// Signalled when `pending` drains (join_thread waits on it).
     drained: Condvar,
     feeder: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -338,7 +359,9 @@ impl Core {
         let mut size = ENTRY_HDR as u64;
         let mut out = Ok((Vec::new(), Vec::new()));
         if kind != KIND_INDIRECT {
-            let mut bytes = vec![0u8; len];
+            let mut bytes = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            bytes.clear();
+            bytes.resize(len, 0);
             block.read_bytes(HEADER + pos as usize + ENTRY_HDR, &mut bytes);
             size += pad8(len) as u64;
             out = Ok((bytes, Vec::new()));
@@ -390,15 +413,16 @@ impl Core {
     }
 
     /// Puts, waiting (until the deadline) for room. `Err(Full)` on timeout.
-    fn put_wait(&self, e: &Encoded, dl: Deadline) -> Result<()> {
+    fn put_wait(&self, e: Encoded, dl: Deadline) -> Result<()> {
         loop {
             if !self.lock(dl) {
                 return Err(Error::Full);
             }
-            let pushed = self.push_locked(e);
+            let pushed = self.push_locked(&e);
             self.unlock();
             if pushed? {
                 self.bump(W_PUT_SEQ, W_GETTERS, 1);
+                e.recycle();
                 return Ok(());
             }
             let size = e.ring_size();
@@ -406,6 +430,25 @@ impl Core {
                 self.has_room(size)
             }) {
                 return Err(Error::Full);
+            }
+        }
+    }
+
+    /// Spins for a few microseconds waiting for `pred`: a producer streaming items on
+    /// another CPU usually delivers the next one well before a futex sleep and wake-up
+    /// (20–25 µs on this kind of VM) would, so a consumer that keeps up stays awake.
+    fn spin_until(&self, pred: impl Fn() -> bool) -> bool {
+        const SPIN: Duration = Duration::from_micros(20);
+        let start = std::time::Instant::now();
+        loop {
+            for _ in 0..64 {
+                if pred() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= SPIN {
+                return false;
             }
         }
     }
@@ -421,6 +464,9 @@ impl Core {
             if let Some(item) = item {
                 self.bump(W_GET_SEQ, W_PUTTERS, u32::MAX);
                 return item;
+            }
+            if dl != Deadline::Now && self.spin_until(|| self.count() > 0) {
+                continue;
             }
             if !futex::wait_until(self.w(W_PUT_SEQ), self.w(W_GETTERS), dl, || {
                 self.count() > 0
@@ -441,20 +487,21 @@ impl Core {
     /// An unbounded put: straight into the ring, or into the feeder's buffer if the ring
     /// is full (or older items are still buffered, to keep this producer's order).
     fn put_nowait_unbounded(self: &Arc<Self>, e: Encoded) -> Result<()> {
-        let mut pending = lock_local(&self.local.pending);
-        if pending.is_empty() {
+        if self.local.pending_len.load(Acquire) == 0 {
             if !self.lock(Deadline::Never) {
                 return Err(Error::Full);
             }
             let pushed = self.push_locked(&e);
             self.unlock();
             if pushed? {
-                drop(pending);
                 self.bump(W_PUT_SEQ, W_GETTERS, 1);
+                e.recycle();
                 return Ok(());
             }
         }
+        let mut pending = lock_local(&self.local.pending);
         pending.push_back(e);
+        self.local.pending_len.fetch_add(1, AcqRel);
         drop(pending);
         self.start_feeder();
         Ok(())
@@ -491,11 +538,13 @@ impl Core {
             };
             drop(pending);
             if self.local.cancel_join.load(Acquire) && self.local.closed.load(Acquire) {
+                self.local.pending_len.fetch_sub(1, AcqRel);
                 continue; // cancelled: drop what is left
             }
-            if let Err(err) = self.put_wait(&e, Deadline::Never) {
+            if let Err(err) = self.put_wait(e, Deadline::Never) {
                 log::warn!("queue feeder dropped an item: {err}");
             }
+            self.local.pending_len.fetch_sub(1, AcqRel);
         }
     }
 
@@ -518,11 +567,22 @@ impl Core {
     /// At exit: flush the buffer unless cancelled (CPython's `_finalize_join`).
     fn finalize(&self) {
         if self.local.cancel_join.load(Acquire) {
-            lock_local(&self.local.pending).clear();
+            let mut pending = lock_local(&self.local.pending);
+            self.local.pending_len.fetch_sub(pending.len(), AcqRel);
+            pending.clear();
             return;
         }
         self.join_feeder();
     }
+}
+
+/// Decodes an item and hands its buffer back to this thread.
+fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Result<T> {
+    let out = codec::decode_with_fds(&bytes, fds);
+    if bytes.capacity() <= INLINE_MAX * 2 {
+        SCRATCH.with(|s| *s.borrow_mut() = bytes);
+    }
+    out
 }
 
 fn read_memfd(fd: OwnedFd, len: usize) -> Result<Vec<u8>> {
@@ -615,7 +675,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
         if self.core.maxsize() == 0 {
             self.core.put_nowait_unbounded(e)
         } else {
-            self.core.put_wait(&e, Deadline::Never)
+            self.core.put_wait(e, Deadline::Never)
         }
     }
 
@@ -626,7 +686,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
         if self.core.maxsize() == 0 {
             return self.core.put_nowait_unbounded(e);
         }
-        self.core.put_wait(&e, Deadline::Now)
+        self.core.put_wait(e, Deadline::Now)
     }
 
     /// `put(item, timeout=t)`: [`Error::Full`] if a bounded queue had no room in time.
@@ -636,34 +696,34 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
         if self.core.maxsize() == 0 {
             return self.core.put_nowait_unbounded(e);
         }
-        self.core.put_wait(&e, deadline(timeout))
+        self.core.put_wait(e, deadline(timeout))
     }
 
     /// `get()`: waits for an item.
     pub fn get(&self) -> Result<T> {
         self.core.check_open()?;
         let (bytes, fds) = self.core.get_wait(Deadline::Never)?;
-        codec::decode_with_fds(&bytes, fds)
+        decode_recycle(bytes, fds)
     }
 
     /// `get(block=False)` / `get_nowait()`: [`Error::Empty`] if there is no item.
     pub fn try_get(&self) -> Result<T> {
         self.core.check_open()?;
         let (bytes, fds) = self.core.get_wait(Deadline::Now)?;
-        codec::decode_with_fds(&bytes, fds)
+        decode_recycle(bytes, fds)
     }
 
     /// `get(timeout=t)`: [`Error::Empty`] if no item came in time; never blocks longer.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
         self.core.check_open()?;
         let (bytes, fds) = self.core.get_wait(deadline(timeout))?;
-        codec::decode_with_fds(&bytes, fds)
+        decode_recycle(bytes, fds)
     }
 
     /// `qsize()`: the approximate number of items (in the queue, plus those this
     /// process's feeder has not yet moved in).
     pub fn qsize(&self) -> usize {
-        self.core.count() + lock_local(&self.core.local.pending).len()
+        self.core.count() + self.core.local.pending_len.load(Acquire)
     }
 
     /// `empty()`: whether the queue holds no item (approximate, as in Python).
@@ -753,7 +813,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     pub fn put(&self, item: T) -> Result<()> {
         self.inner.core.check_open()?;
         let e = Encoded::new(&item)?;
-        self.inner.core.put_wait(&e, Deadline::Never)
+        self.inner.core.put_wait(e, Deadline::Never)
     }
 
     /// `get()`: waits for an item.

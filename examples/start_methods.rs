@@ -1,5 +1,4 @@
-//! The docs' "Contexts and start methods" examples: `set_start_method('spawn')`, then
-//! `get_context('spawn')`, each child sending `'hello'` back to the parent.
+//! The docs' "Contexts and start methods" examples:
 //!
 //! ```python
 //! def foo(q):
@@ -13,33 +12,39 @@
 //!     print(q.get())
 //!     p.join()
 //! ```
-//! Prints `hello` twice, then each start method and what it says.
+//! and the same with `ctx = mp.get_context('spawn')`. Prints `hello` twice, then each
+//! start method with what its child said.
 
-use mp::StartMethod;
+use mp::{Process, Queue, StartMethod};
 
 #[mp::task]
-fn foo() -> String {
-    "hello".to_string()
+fn foo(q: Queue<String>) {
+    q.put("hello".to_string()).unwrap();
 }
 
 #[mp::main]
 fn main() -> mp::Result<()> {
     mp::set_start_method(StartMethod::Spawn)?;
-    let h = mp::spawn(foo, ())?;
-    println!("{}", h.join()?);
+    let q = Queue::new()?;
+    let p = Process::new(foo, (q.clone(),));
+    p.start()?;
+    println!("{}", q.get()?);
+    p.join()?;
 
     let ctx = mp::get_context(Some(StartMethod::Spawn))?;
-    let p = ctx.process(foo, ());
+    let q = ctx.queue()?;
+    let p = ctx.process(foo, (q.clone(),));
     p.start()?;
+    println!("{}", q.get()?);
     p.join()?;
-    println!("{}", mp::spawn(foo, ())?.join()?);
 
     for method in mp::get_all_start_methods() {
         let ctx = mp::get_context(Some(method))?;
-        let p = ctx.process(foo, ());
+        let q = ctx.queue()?;
+        let p = ctx.process(foo, (q.clone(),));
         p.start()?;
+        println!("{method}: {}", q.get()?);
         p.join()?;
-        println!("{method}: exitcode {:?}", p.exitcode());
     }
     Ok(())
 }

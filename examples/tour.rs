@@ -1,6 +1,8 @@
 //! A tour of `mp`: what Python's multiprocessing offers, in Rust. Grows with each area.
 
-use mp::{Process, StartMethod};
+use mp::{
+    Array, Connection, Event, JoinableQueue, Lock, Process, Queue, SharedMemory, StartMethod, Value,
+};
 use std::time::{Duration, Instant};
 
 #[mp::task]
@@ -27,6 +29,48 @@ fn crash() {
 #[mp::task]
 fn sleep_forever() {
     std::thread::sleep(Duration::from_secs(3600));
+}
+
+#[mp::task]
+fn pipe_child(conn: Connection) {
+    conn.send(&(42, None::<i32>, "hello".to_string())).unwrap();
+    let question: String = conn.recv().unwrap();
+    conn.send(&format!("you asked: {question}")).unwrap();
+}
+
+#[mp::task]
+fn count_up(counter: Value<i64>, lock: Lock, n: u32) {
+    for _ in 0..n {
+        let _g = lock.lock();
+        *counter.lock() += 1;
+    }
+}
+
+#[mp::task]
+fn negate(arr: Array<i32>, done: Event) {
+    for i in 0..arr.len() {
+        arr.set(i, -arr.get(i).unwrap()).unwrap();
+    }
+    done.set();
+}
+
+#[mp::task]
+fn square_worker(tasks: JoinableQueue<Option<u64>>, results: Queue<(u64, u64)>) {
+    while let Ok(Some(x)) = tasks.get() {
+        results.put((x, x * x)).unwrap();
+        tasks.task_done().unwrap();
+    }
+    tasks.task_done().unwrap();
+}
+
+#[mp::task]
+fn shout(mut shm: SharedMemory) {
+    let buf = shm.buf_mut();
+    buf[..5].make_ascii_uppercase();
+}
+
+fn section(title: &str) {
+    println!("== {title}");
 }
 
 #[mp::main]
@@ -70,5 +114,77 @@ fn main() -> mp::Result<()> {
     p.terminate()?;
     p.join()?;
     println!("  terminated: {p:?}");
+
+    section("pipes: a child sends, the parent asks back");
+    let (a, b) = mp::Pipe()?;
+    let p = Process::new(pipe_child, (b,));
+    p.start()?;
+    let (n, none, s): (i32, Option<i32>, String) = a.recv()?;
+    println!("  received ({n}, {none:?}, {s:?})");
+    a.send(&"how are you?".to_string())?;
+    println!("  {}", a.recv::<String>()?);
+    p.join()?;
+
+    section("locks and shared values: 4 processes x 10 000 increments");
+    let counter = Value::new(0i64)?;
+    let lock = Lock::new()?;
+    let t = Instant::now();
+    let ps: Vec<_> = (0..4)
+        .map(|_| Process::new(count_up, (counter.clone(), lock.clone(), 10_000)))
+        .collect();
+    for p in &ps {
+        p.start()?;
+    }
+    for p in &ps {
+        p.join()?;
+    }
+    println!(
+        "  counter = {} (expected 40000) in {:.2?}",
+        counter.get(),
+        t.elapsed()
+    );
+    let arr = Array::from_slice(&(0..10).collect::<Vec<i32>>())?;
+    let done = Event::new()?;
+    let p = Process::new(negate, (arr.clone(), done.clone()));
+    p.start()?;
+    done.wait(Some(Duration::from_secs(30)));
+    p.join()?;
+    println!("  array negated by a child: {:?}", arr.to_vec());
+
+    section("queues: a joinable task queue, two workers");
+    let tasks = JoinableQueue::new()?;
+    let results = Queue::new()?;
+    let workers: Vec<_> = (0..2)
+        .map(|_| Process::new(square_worker, (tasks.clone(), results.clone())))
+        .collect();
+    for w in &workers {
+        w.start()?;
+    }
+    for x in 1..=6u64 {
+        tasks.put(Some(x))?;
+    }
+    tasks.join()?;
+    let mut got: Vec<(u64, u64)> = (0..6).map(|_| results.get()).collect::<mp::Result<_>>()?;
+    got.sort();
+    println!("  results: {got:?}");
+    for _ in &workers {
+        tasks.put(None)?;
+    }
+    for w in &workers {
+        w.join()?;
+    }
+
+    section("named shared memory");
+    let mut shm = SharedMemory::create(None, 16)?;
+    shm.buf_mut()[..5].copy_from_slice(b"hello");
+    let p = Process::new(shout, (shm.clone(),));
+    p.start()?;
+    p.join()?;
+    println!(
+        "  {} now holds {:?}",
+        shm.name(),
+        std::str::from_utf8(&shm.buf()[..5]).unwrap_or("?")
+    );
+    shm.unlink()?;
     Ok(())
 }

@@ -356,6 +356,17 @@ impl Core {
         let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
         let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
         let seq = u64::from_le_bytes(h[8..].try_into().expect("8 bytes"));
+        let inline_ok = pos + (ENTRY_HDR + pad8(len)) as u64 <= cap && len <= INLINE_MAX;
+        if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) {
+            // Only a process killed mid-write (or foreign writes to the shared memory)
+            // can leave this: drop everything queued rather than read garbage.
+            let tail = self.q(Q_TAIL).load(Relaxed);
+            self.q(Q_HEAD).store(tail, Release);
+            self.q(Q_COUNT).store(0, Release);
+            return Some(Err(Error::Codec(format!(
+                "queue ring corrupted (entry kind {kind}, length {len}); its items were dropped"
+            ))));
+        }
         let mut size = ENTRY_HDR as u64;
         let mut out = Ok((Vec::new(), Vec::new()));
         if kind != KIND_INDIRECT {
@@ -586,8 +597,14 @@ fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Res
 }
 
 fn read_memfd(fd: OwnedFd, len: usize) -> Result<Vec<u8>> {
-    let mut out = vec![0u8; len];
     let file = std::fs::File::from(fd);
+    let real = file.metadata()?.len();
+    if real != len as u64 {
+        return Err(Error::Codec(format!(
+            "queue item of {len} bytes arrived with {real}"
+        )));
+    }
+    let mut out = vec![0u8; len];
     std::os::unix::fs::FileExt::read_exact_at(&file, &mut out, 0)?;
     Ok(out)
 }
@@ -766,19 +783,38 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     }
 }
 
+/// `Clone` and the handle's serde impls for a type wrapping a [`Queue`] as `inner`.
+macro_rules! queue_wrapper {
+    ($name:ident) => {
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                $name {
+                    inner: self.inner.clone(),
+                }
+            }
+        }
+
+        impl<T> Serialize for $name<T> {
+            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                self.inner.serialize(s)
+            }
+        }
+
+        impl<'de, T> Deserialize<'de> for $name<T> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                Ok($name {
+                    inner: Queue::deserialize(d)?,
+                })
+            }
+        }
+    };
+}
+
 /// Python's `multiprocessing.SimpleQueue`: a queue without a feeder thread or size
 /// limit; `put` writes the item straight into the shared ring (waiting if the ring
 /// itself is full).
 pub struct SimpleQueue<T> {
     inner: Queue<T>,
-}
-
-impl<T> Clone for SimpleQueue<T> {
-    fn clone(&self) -> Self {
-        SimpleQueue {
-            inner: self.inner.clone(),
-        }
-    }
 }
 
 impl<T> fmt::Debug for SimpleQueue<T> {
@@ -787,19 +823,7 @@ impl<T> fmt::Debug for SimpleQueue<T> {
     }
 }
 
-impl<T> Serialize for SimpleQueue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(SimpleQueue {
-            inner: Queue::deserialize(d)?,
-        })
-    }
-}
+queue_wrapper!(SimpleQueue);
 
 impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     /// `SimpleQueue()`.
@@ -845,14 +869,6 @@ pub struct JoinableQueue<T> {
     inner: Queue<T>,
 }
 
-impl<T> Clone for JoinableQueue<T> {
-    fn clone(&self) -> Self {
-        JoinableQueue {
-            inner: self.inner.clone(),
-        }
-    }
-}
-
 impl<T> fmt::Debug for JoinableQueue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -864,19 +880,7 @@ impl<T> fmt::Debug for JoinableQueue<T> {
     }
 }
 
-impl<T> Serialize for JoinableQueue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.serialize(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(JoinableQueue {
-            inner: Queue::deserialize(d)?,
-        })
-    }
-}
+queue_wrapper!(JoinableQueue);
 
 impl<T> Deref for JoinableQueue<T> {
     type Target = Queue<T>;

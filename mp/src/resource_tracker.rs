@@ -219,6 +219,16 @@ fn cleanup(rtype: &str, name: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// Whether the resource still exists (so is really leaked).
+fn exists(rtype: &str, name: &str) -> bool {
+    match rtype {
+        crate::shared_memory::RTYPE => {
+            rustix::shm::open(name, rustix::shm::OFlags::RDONLY, rustix::fs::Mode::empty()).is_ok()
+        }
+        _ => true,
+    }
+}
+
 /// The tracker's main loop: never returns.
 pub(crate) fn serve(listener: OwnedFd) -> ! {
     use rustix::event::{poll, PollFd, PollFlags};
@@ -316,6 +326,9 @@ pub(crate) fn serve(listener: OwnedFd) -> ! {
         }
     }
     drop(listener);
+    // Registrations and unregistrations come on different connections, so an unlink by
+    // one process can overtake the registration by another: count only what is still there.
+    cache.retain(|(t, n)| exists(t, n));
     let rtypes: BTreeSet<String> = cache.iter().map(|(t, _)| t.clone()).collect();
     for rtype in rtypes {
         let names: Vec<&String> = cache

@@ -9,6 +9,34 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Instant;
 
+fn pin(cpu: usize) {
+    // SAFETY: affinity syscall on this thread with a zeroed, filled cpu_set_t.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn unpin() {
+    // SAFETY: as above.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for c in 0..mp::cpu_count() {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+#[mp::task]
+fn produce_pinned(q: Queue<u64>, n: u64) {
+    pin(1);
+    for i in 0..n {
+        q.put(i).unwrap();
+    }
+}
+
 #[mp::task]
 fn produce(q: Queue<u64>, n: u64) {
     for i in 0..n {
@@ -91,6 +119,16 @@ fn main() {
         }
         p.join().unwrap();
     });
+    let mp_pinned = rate(n, || {
+        pin(0);
+        let p = ctx.process(produce_pinned, (q.clone(), n));
+        p.start().unwrap();
+        for _ in 0..n {
+            q.get().unwrap();
+        }
+        p.join().unwrap();
+        unpin();
+    });
     let sq: SimpleQueue<u64> = SimpleQueue::new().unwrap();
     let mp_sq = rate(n, || {
         let p = ctx.process(produce_simple, (sq.clone(), n));
@@ -135,6 +173,7 @@ fn main() {
     };
     row("Queue small items", mp_q, py_q, floor_small);
     row("SimpleQueue small", mp_sq, py_sq, floor_small);
+    row("Queue small, CPU 0<-1", mp_pinned, py_q, floor_small);
     let gb = |x: f64| x * (1 << 20) as f64 / 1e3; // items/s -> "M" units of GB/s after /1e6
     row(
         "Queue 1 MiB items",

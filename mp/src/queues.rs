@@ -67,21 +67,22 @@ pub const INLINE_MAX: usize = 64 * 1024;
 /// Bytes of the data ring of each queue.
 const RING: usize = 1 << 20;
 
-// Header layout: u32 futex words, then u64 counters (all in the same block as the ring).
-const W_LOCK: usize = 0; // ring mutex
-const W_PUT_SEQ: usize = 1; // bumped by every put (getters sleep on it)
-const W_GET_SEQ: usize = 2; // bumped by every get (bounded putters sleep on it)
-const W_GETTERS: usize = 3; // sleeping getters
-const W_PUTTERS: usize = 4; // sleeping putters
-const W_UNFINISHED: usize = 5; // JoinableQueue: items put and not task_done
-const W_JOIN_SEQ: usize = 6; // bumped when unfinished reaches 0
-const W_JOINERS: usize = 7;
-const Q_HEAD: usize = 4; // u64 index: bytes consumed (monotonic)
-const Q_TAIL: usize = 5; // bytes produced (monotonic)
-const Q_COUNT: usize = 6; // items in the ring
-const Q_SEQ: usize = 7; // sequence number of the next entry
-const Q_MAXSIZE: usize = 8; // 0 = unbounded
-const HEADER: usize = 128;
+// Header layout: u32 futex words and u64 counters, grouped by who writes them so that
+// producers and consumers do not bounce each other's cache lines (64 bytes) needlessly.
+const W_LOCK: usize = 0; // line 0: ring mutex
+const W_PUT_SEQ: usize = 16; // line 1: bumped by every put (getters sleep on it)
+const W_GETTERS: usize = 17; //         sleeping getters
+const W_GET_SEQ: usize = 32; // line 2: bumped by every get (bounded putters sleep on it)
+const W_PUTTERS: usize = 33; //         sleeping putters
+const W_UNFINISHED: usize = 48; // line 3: JoinableQueue: items put and not task_done
+const W_JOIN_SEQ: usize = 49; //         bumped when unfinished reaches 0
+const W_JOINERS: usize = 50;
+const Q_HEAD: usize = 32; // line 4 (u64 index): bytes consumed (monotonic)
+const Q_TAIL: usize = 40; // line 5: bytes produced (monotonic)
+const Q_COUNT: usize = 41; //         items in the ring
+const Q_SEQ: usize = 42; //         sequence number of the next entry
+const Q_MAXSIZE: usize = 48; // line 6: 0 = unbounded (written once)
+const HEADER: usize = 512;
 
 // Entry: [len: u32][kind: u32][seq: u64] then the inline bytes, padded to 8.
 const ENTRY_HDR: usize = 16;

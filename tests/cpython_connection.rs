@@ -783,3 +783,49 @@ fn api_names() {
     assert!(mp::client("127.0.0.1:1", Some(b"k")).is_err());
     let _ = mp::connection::Client::connect(Address::Unix("/nonexistent/mp".into()), None);
 }
+
+#[mp::task]
+fn send_to_closed_peer(conn: Connection, report: Connection) {
+    // the parent closed its end: sending fails with an error (BrokenPipeError), the
+    // child is not killed by SIGPIPE
+    let _ = conn.poll(Some(LONG)); // end of file once the peer is gone
+    let big = vec![0u8; 1 << 20];
+    let r = conn.send_bytes(&big).and_then(|()| conn.send_bytes(&big));
+    report.send(&r.is_err()).unwrap();
+}
+
+/// Sending to a closed peer is an error, in a child too. (Not under fork: a forked
+/// child inherits the parent's end too, so the peer never closes, as in CPython.)
+#[test]
+fn send_to_closed_peer_is_an_error() {
+    for_each_method(|ctx| {
+        if ctx.get_start_method() == mp::StartMethod::Fork {
+            return;
+        }
+        let (a, b) = mp::Pipe().unwrap();
+        let (r, w) = mp::pipe(false).unwrap();
+        let p = ctx.process(send_to_closed_peer, (b, w));
+        p.start().unwrap();
+        a.close().unwrap();
+        ready(&r);
+        assert!(r.recv::<bool>().unwrap());
+        join_ok(&p);
+    });
+}
+
+/// `_TestListener.test_context`: a closed listener refuses `accept`; closing wakes a
+/// thread blocked in `accept`.
+#[test]
+fn listener_close() {
+    let l = std::sync::Arc::new(Listener::bind(None, 1, None).unwrap());
+    let l2 = l.clone();
+    let t = std::thread::spawn(move || l2.accept());
+    std::thread::sleep(Duration::from_millis(100));
+    l.close().unwrap();
+    assert!(t.join().unwrap().is_err());
+    assert!(l.closed());
+    assert!(l.accept().is_err());
+    assert!(l.fileno().is_err());
+    let addr = l.address();
+    assert!(Client::connect(addr, None).is_err());
+}

@@ -163,6 +163,11 @@ impl Popen {
                             _ => 255,
                         },
                     );
+                    // The status is consumed; the server may not have closed its end
+                    // yet. Shutting down our reading side keeps the sentinel readable
+                    // from now on (as a child's pidfd stays readable), so `wait()` on
+                    // a joined process reports it ready, never blocks.
+                    let _ = rustix::net::shutdown(status, rustix::net::Shutdown::Read);
                 }
             }
         }

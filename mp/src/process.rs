@@ -579,6 +579,33 @@ impl fmt::Debug for Process {
     }
 }
 
+/// Python compares process objects by identity: two handles are equal when they name
+/// the same process (so `active_children().contains(&p)` works as `p in
+/// active_children()` does).
+impl PartialEq for Process {
+    fn eq(&self, other: &Self) -> bool {
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return true;
+        }
+        match (&self.inner.role, &other.inner.role) {
+            (Role::Child, Role::Child) => false,
+            (Role::Current, Role::Current) => true,
+            (Role::Parent(a, _), Role::Parent(b, _)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Process {}
+
+/// A process is ready for [`wait`](crate::connection::wait) once it ended (its
+/// sentinel is readable), as CPython's `wait([p.sentinel])`.
+impl crate::connection::Waitable for Process {
+    fn wait_fd(&self) -> Result<RawFd> {
+        self.sentinel()
+    }
+}
+
 /// `-SIGTERM` for -15 and so on, as CPython's `_exitcode_to_name`.
 fn exitcode_name(code: i32) -> String {
     if code >= 0 {
@@ -657,6 +684,7 @@ fn result_pair(want: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
 }
 
 fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
+    ensure_panic_hook(); // before the fork: see ensure_panic_hook
     let (ours, theirs) = result_pair(want_result)?;
     // Hold our locks across fork so the child never inherits one mid-update.
     let mut current = lock(&CURRENT);
@@ -754,18 +782,31 @@ fn after_fork_child(meta: &Meta) {
     popen_fork::child_signals();
 }
 
-fn install_panic_hook(name: String) {
-    let default = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        let bt = std::backtrace::Backtrace::capture();
-        LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt.to_string());
-        eprintln!("Process {name}:");
-        default(info);
-    }));
+/// Installs, once per program, the panic hook that prints `Process <name>:` above a
+/// task's panic and keeps its backtrace for [`Error::TaskPanicked`]. It is installed
+/// in the parent *before* a fork, never in a forked child: `take_hook`/`set_hook` take
+/// the hook's write lock, and a child forked while another parent thread was reading
+/// the hook (any panic, e.g. while it prints a backtrace) inherits that lock held and
+/// would block forever.
+fn ensure_panic_hook() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // only the thread running a task reports as the process
+            if let Some(name) = TASK_NAME.with(|n| n.borrow().clone()) {
+                let bt = std::backtrace::Backtrace::capture();
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt.to_string());
+                eprintln!("Process {name}:");
+            }
+            default(info);
+        }));
+    });
 }
 
 thread_local! {
     static LAST_BACKTRACE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static TASK_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -783,7 +824,8 @@ fn run_guarded<R>(
     name: &str,
     f: impl FnOnce() -> R + panic::UnwindSafe,
 ) -> std::result::Result<R, (String, String)> {
-    install_panic_hook(name.to_string());
+    ensure_panic_hook();
+    TASK_NAME.with(|n| *n.borrow_mut() = Some(name.to_string()));
     panic::catch_unwind(f).map_err(|p| {
         (
             panic_message(&*p),
@@ -1062,14 +1104,81 @@ where
     Args: Serialize + Send + 'static,
     F::Output: DeserializeOwned,
 {
+    spawn_in(None, f, args)
+}
+
+fn spawn_in<F, Args>(ctx: Option<Context>, f: F, args: Args) -> Result<JoinHandle<F::Output>>
+where
+    F: TaskFn<Args>,
+    Args: Serialize + Send + 'static,
+    F::Output: DeserializeOwned,
+{
     let task = spawn::task_name_of::<F>()?;
-    let process = Process::new(f, args).want_result();
+    let mut process = Process::new(f, args).want_result();
+    if let Some(ctx) = ctx {
+        process = process.with_context(ctx);
+    }
     process.start()?;
     Ok(JoinHandle {
         process,
         task,
         _r: PhantomData,
     })
+}
+
+impl Context {
+    /// `ctx.current_process()`: see [`current_process`].
+    pub fn current_process(&self) -> Process {
+        current_process()
+    }
+
+    /// `ctx.parent_process()`: see [`parent_process`].
+    pub fn parent_process(&self) -> Option<Process> {
+        parent_process()
+    }
+
+    /// `ctx.active_children()`: see [`active_children`].
+    pub fn active_children(&self) -> Vec<Process> {
+        active_children()
+    }
+
+    /// `ctx.process_cpu_count()`: see [`process_cpu_count`].
+    pub fn process_cpu_count(&self) -> usize {
+        process_cpu_count()
+    }
+
+    /// `ctx.freeze_support()`: a no-op, as [`crate::freeze_support`].
+    pub fn freeze_support(&self) {}
+
+    /// `ctx.set_executable(path)`: see [`crate::set_executable`].
+    pub fn set_executable(&self, path: impl AsRef<std::path::Path>) {
+        crate::context::set_executable(path)
+    }
+
+    /// `ctx.set_forkserver_preload(names)`: see [`crate::set_forkserver_preload`].
+    pub fn set_forkserver_preload(&self, names: &[&str]) {
+        crate::context::set_forkserver_preload(names)
+    }
+
+    /// `ctx.get_logger()`: see [`crate::get_logger`].
+    pub fn get_logger(&self) -> log::LevelFilter {
+        crate::util::get_logger()
+    }
+
+    /// `ctx.log_to_stderr(level)`: see [`crate::log_to_stderr`].
+    pub fn log_to_stderr(&self, level: log::LevelFilter) -> log::LevelFilter {
+        crate::util::log_to_stderr(level)
+    }
+
+    /// [`spawn`] under this context's start method.
+    pub fn spawn<F, Args>(&self, f: F, args: Args) -> Result<JoinHandle<F::Output>>
+    where
+        F: TaskFn<Args>,
+        Args: Serialize + Send + 'static,
+        F::Output: DeserializeOwned,
+    {
+        spawn_in(Some(*self), f, args)
+    }
 }
 
 #[doc(hidden)]

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -199,6 +200,8 @@ impl Listener {
     /// `address = None` picks a fresh Unix socket path in a private (0700) temporary
     /// directory, removed on close; an `Address::Inet` with port 0 picks a free port
     /// ([`address`](Self::address) tells which). A Unix socket path is unlinked on close.
+    /// A Unix path starting with a NUL byte (`"\0name"`) is a Linux abstract socket,
+    /// as in Python (no file is created).
     /// `authkey = Some(key)` requires the handshake from every client (an empty key is
     /// a key like any other); `None` accepts anyone.
     pub fn bind(address: Option<Address>, backlog: usize, authkey: Option<&[u8]>) -> Result<Self> {
@@ -220,6 +223,13 @@ impl Listener {
                     Address::Unix(path.clone()),
                     (Some(path), Some(dir)),
                 )
+            }
+            Some(Address::Unix(path)) if abstract_name(&path).is_some() => {
+                let name = abstract_name(&path).unwrap_or_default();
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                let l = UnixListener::bind_addr(&addr)?;
+                // nothing on the filesystem to remove
+                (Sock::Unix(l), Address::Unix(path), (None, None))
             }
             Some(Address::Unix(path)) => {
                 let l = UnixListener::bind(&path)?;
@@ -328,6 +338,13 @@ impl Drop for Listener {
     }
 }
 
+/// Linux's abstract socket namespace: a Unix address whose first byte is NUL (Python's
+/// `Listener("\0name")`) names no file; returns the name after the NUL.
+fn abstract_name(path: &Path) -> Option<&[u8]> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().strip_prefix(b"\0")
+}
+
 /// Python's `multiprocessing.connection.Client`.
 ///
 /// `Client::connect(address, authkey)` (also the free function [`client`]) connects to
@@ -345,7 +362,13 @@ impl Client {
 /// `multiprocessing.connection.Client(address, authkey=authkey)`: see [`Client`].
 pub fn client(address: impl IntoAddress, authkey: Option<&[u8]>) -> Result<Connection> {
     let conn = match address.into_address()? {
-        Address::Unix(path) => Connection::from_unix_stream(UnixStream::connect(path)?),
+        Address::Unix(path) => match abstract_name(&path) {
+            Some(name) => {
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                Connection::from_unix_stream(UnixStream::connect_addr(&addr)?)
+            }
+            None => Connection::from_unix_stream(UnixStream::connect(path)?),
+        },
         Address::Inet(host, port) => {
             let mut last = None;
             let mut found = None;

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How a child's exit status is collected.
 pub(crate) enum Reaper {
@@ -44,38 +44,10 @@ pub(crate) fn wait_readable(
     fd: BorrowedFd<'_>,
     timeout: Option<Duration>,
 ) -> std::io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // round up so a short timeout still waits
-                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if r > 0 {
-            return Ok(true);
-        }
-        if let Some(d) = deadline {
-            if Instant::now() >= d {
-                return Ok(false);
-            }
-        }
+    match crate::reduction::poll_fds(&[fd.as_raw_fd()], timeout) {
+        Ok(ready) => Ok(!ready.is_empty()),
+        Err(Error::Io(e)) => Err(e),
+        Err(e) => Err(std::io::Error::other(e.to_string())),
     }
 }
 

@@ -54,10 +54,10 @@
 //! `send`/`recv` on a connection the child will use (arguments passed to `Process::new`
 //! are re-created in the child and are not affected).
 //!
-//! Layering note: `wait` calls `poll(2)` through `libc` (one `unsafe` block in
-//! `connection/wait.rs`: it polls raw descriptors such as process sentinels), and
-//! `Listener` applies the caller's backlog with `rustix::net::listen` and wakes a blocked
-//! `accept` with `rustix::net::shutdown`.
+//! Layering note: `wait` polls through `reduction::poll_fds` (the system layer's one
+//! `poll(2)` loop, shared with process sentinels), and `Listener` applies the caller's
+//! backlog with `rustix::net::listen` and wakes a blocked `accept` with
+//! `rustix::net::shutdown`.
 
 mod auth;
 mod listener;
@@ -288,7 +288,7 @@ impl Connection {
         if !self.inner.readable {
             return Err(Error::invalid("connection is write-only"));
         }
-        let ready = wait::poll_fds(&[fd.as_raw_fd()], timeout)?;
+        let ready = crate::reduction::poll_fds(&[fd.as_raw_fd()], timeout)?;
         Ok(!ready.is_empty())
     }
 

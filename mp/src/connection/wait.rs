@@ -2,9 +2,9 @@
 //! `multiprocessing.connection.wait`).
 
 use super::{Connection, Listener};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Something [`wait`] can wait on: it names a descriptor that becomes readable.
 ///
@@ -93,58 +93,5 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<
         .iter()
         .map(|o| o.wait_fd())
         .collect::<Result<Vec<_>>>()?;
-    poll_fds(&fds, timeout)
-}
-
-/// `poll(2)` on `fds` for readability; returns the indices of the ready ones (readable,
-/// hung up or in error). EINTR is retried with the remaining time.
-pub(crate) fn poll_fds(fds: &[RawFd], timeout: Option<Duration>) -> Result<Vec<usize>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&fd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    loop {
-        let ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // round up so a short timeout still waits
-                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int
-            }
-        };
-        // SAFETY: `pfds` is a valid array of `pfds.len()` pollfd structs; poll only
-        // writes their `revents`. Invalid descriptors are reported as POLLNVAL.
-        let r = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e.into());
-        }
-        if r > 0 {
-            let mut ready = Vec::new();
-            for (i, p) in pfds.iter().enumerate() {
-                if p.revents & libc::POLLNVAL != 0 {
-                    return Err(Error::invalid(format!(
-                        "object {i} of wait() has an invalid descriptor {}",
-                        p.fd
-                    )));
-                }
-                if p.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 {
-                    ready.push(i);
-                }
-            }
-            return Ok(ready);
-        }
-        match deadline {
-            Some(d) if Instant::now() >= d => return Ok(Vec::new()),
-            _ => {}
-        }
-    }
+    crate::reduction::poll_fds(&fds, timeout)
 }

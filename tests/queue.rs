@@ -157,7 +157,7 @@ fn close_then_put_is_an_error() {
     let q: Queue<u32> = Queue::new().unwrap();
     q.put(1).unwrap();
     let other = q.clone();
-    q.close();
+    q.close().unwrap();
     assert!(matches!(q.put(2), Err(Error::InvalidState(_))));
     assert!(
         matches!(other.put(2), Err(Error::InvalidState(_))),
@@ -317,7 +317,7 @@ fn simple_queue() {
         }
         join(&p);
         assert!(q.empty());
-        q.close();
+        q.close().unwrap();
         assert!(q.get_timeout(Duration::ZERO).is_err());
     }
 }

@@ -763,8 +763,9 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// `close()`: this process will put no more items; buffered ones are still
     /// flushed by the feeder. Later `put`/`get` through this process's handles give
     /// [`Error::InvalidState`]. Other processes are not affected.
-    pub fn close(&self) {
+    pub fn close(&self) -> Result<()> {
         self.core.local.closed.store(true, Release);
+        Ok(())
     }
 
     /// `join_thread()`: waits until the items this process put are all in the queue
@@ -857,7 +858,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
     }
 
     /// `close()`: this process's handles refuse further use.
-    pub fn close(&self) {
+    pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
 }

@@ -116,8 +116,13 @@ fn main() {
     let floor_small = pipe_floor(1_000_000, 8);
     let floor_big = pipe_floor(500, 1 << 20);
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{:.2}", v / 1e6));
-    println!("queue throughput, one producer process -> one consumer (M items/s; 1 MiB rows in GB/s)");
-    println!("{:<22} {:>9} {:>9} {:>9} {:>11} {:>11}", "workload", "mp", "CPython", "floor", "mp/CPython", "mp/floor");
+    println!(
+        "queue throughput, one producer process -> one consumer (M items/s; 1 MiB rows in GB/s)"
+    );
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>11} {:>11}",
+        "workload", "mp", "CPython", "floor", "mp/CPython", "mp/floor"
+    );
     let row = |name: &str, m: f64, p: Option<f64>, fl: f64| {
         println!(
             "{name:<22} {:>9.2} {:>9} {:>9.2} {:>10.1}x {:>10.2}x",
@@ -131,5 +136,10 @@ fn main() {
     row("Queue small items", mp_q, py_q, floor_small);
     row("SimpleQueue small", mp_sq, py_sq, floor_small);
     let gb = |x: f64| x * (1 << 20) as f64 / 1e3; // items/s -> "M" units of GB/s after /1e6
-    row("Queue 1 MiB items", gb(mp_big), py_big.map(gb), gb(floor_big));
+    row(
+        "Queue 1 MiB items",
+        gb(mp_big),
+        py_big.map(gb),
+        gb(floor_big),
+    );
 }

@@ -293,7 +293,7 @@ fn double(
     x: Value<i32>,
     y: Value<f64>,
     z: Value<i64>,
-    foo: Value<Foo>,
+    st: Value<Foo>,
     arr: Array<f64>,
     string: Array<u8>,
 ) {
@@ -301,7 +301,7 @@ fn double(
     *y.lock() *= 2.0;
     *z.lock() *= 2;
     {
-        let mut f = foo.lock();
+        let mut f = st.lock();
         f.x *= 2;
         f.y *= 2.0;
     }
@@ -317,17 +317,17 @@ fn double_raw(
     x: RawValue<i32>,
     y: RawValue<f64>,
     z: RawValue<i64>,
-    foo: RawValue<Foo>,
+    st: RawValue<Foo>,
     arr: RawArray<f64>,
     string: RawArray<u8>,
 ) {
     x.set(x.get() * 2);
     y.set(y.get() * 2.0);
     z.set(z.get() * 2);
-    let mut f = foo.get();
+    let mut f = st.get();
     f.x *= 2;
     f.y *= 2.0;
-    foo.set(f);
+    st.set(f);
     let s = string.value();
     string.set_value(&[s.clone(), s].concat()).unwrap();
     for i in 0..arr.len() {

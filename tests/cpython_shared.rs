@@ -758,3 +758,82 @@ fn test_shared_memory_shareable_list_dead_object() {
     sl.shm().unlink().unwrap();
     assert!(q.get().is_err());
 }
+
+// ------------------------------------------------------------------------ the docs
+
+#[mp::task]
+fn docs_f(n: Value<f64>, a: Array<i32>) {
+    n.set(3.1415927);
+    for x in a.lock().iter_mut() {
+        *x = -*x;
+    }
+}
+
+/// "Sharing state between processes: shared memory".
+#[test]
+fn docs_sharing_state_value_array() {
+    for_each_method(|ctx| {
+        let num = ctx.value(0.0f64).unwrap();
+        let arr = ctx.array(&(0..10).collect::<Vec<i32>>()).unwrap();
+        run(&ctx, ctx.process(docs_f, (num.clone(), arr.clone())));
+        assert_eq!(num.get(), 3.1415927);
+        assert_eq!(arr.to_vec(), (0..10).map(|x: i32| -x).collect::<Vec<_>>());
+    });
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, mp::Shared)]
+#[repr(C)]
+struct Point {
+    x: f64,
+    y: f64,
+}
+
+#[mp::task]
+fn docs_modify(n: Value<i32>, x: RawValue<f64>, s: Array<u8>, points: Array<Point>) {
+    {
+        let mut g = n.lock();
+        *g = g.pow(2);
+    }
+    x.set(x.get().powi(2));
+    let upper = s.value().to_ascii_uppercase();
+    s.set_value(&upper).unwrap();
+    for p in points.lock().iter_mut() {
+        p.x = p.x.powi(2);
+        p.y = p.y.powi(2);
+    }
+}
+
+/// The docs' `multiprocessing.sharedctypes` example (Point structure, shared lock).
+#[test]
+fn docs_sharedctypes_example() {
+    for_each_method(|ctx| {
+        let lock = ctx.lock().unwrap();
+        let n = Value::new(7i32).unwrap();
+        let x = RawValue::new(1.0f64 / 3.0).unwrap();
+        let s = Array::from_slice_with_lock(b"hello world", lock.clone()).unwrap();
+        let points = Array::from_slice_with_lock(
+            &[
+                Point { x: 1.875, y: -6.25 },
+                Point { x: -5.75, y: 2.0 },
+                Point { x: 2.375, y: 9.5 },
+            ],
+            lock,
+        )
+        .unwrap();
+        run(
+            &ctx,
+            ctx.process(
+                docs_modify,
+                (n.clone(), x.clone(), s.clone(), points.clone()),
+            ),
+        );
+        assert_eq!(n.get(), 49);
+        assert_eq!(x.get(), 0.1111111111111111);
+        assert_eq!(s.value(), b"HELLO WORLD");
+        let got: Vec<(f64, f64)> = points.to_vec().iter().map(|p| (p.x, p.y)).collect();
+        assert_eq!(
+            got,
+            [(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]
+        );
+    });
+}

@@ -761,9 +761,13 @@ fn test_shared_memory_shareable_list_dead_object() {
 
 // ------------------------------------------------------------------------ the docs
 
+/// The docs' literal (`n.value = 3.1415927`).
+#[allow(clippy::approx_constant)]
+const DOCS_PI: f64 = 3.1415927;
+
 #[mp::task]
 fn docs_f(n: Value<f64>, a: Array<i32>) {
-    n.set(3.1415927);
+    n.set(DOCS_PI);
     for x in a.lock().iter_mut() {
         *x = -*x;
     }
@@ -776,7 +780,7 @@ fn docs_sharing_state_value_array() {
         let num = ctx.value(0.0f64).unwrap();
         let arr = ctx.array(&(0..10).collect::<Vec<i32>>()).unwrap();
         run(&ctx, ctx.process(docs_f, (num.clone(), arr.clone())));
-        assert_eq!(num.get(), 3.1415927);
+        assert_eq!(num.get(), DOCS_PI);
         assert_eq!(arr.to_vec(), (0..10).map(|x: i32| -x).collect::<Vec<_>>());
     });
 }

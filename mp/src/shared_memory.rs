@@ -757,6 +757,15 @@ fn pack(item: &Item) -> Packed {
     }
 }
 
+/// The length in characters of a packed `str` (`None` for bytes).
+fn value_chars(code: u8, data: &[u8]) -> Option<usize> {
+    if code == CODE_STR {
+        std::str::from_utf8(data).ok().map(|s| s.chars().count())
+    } else {
+        None
+    }
+}
+
 /// Python's `multiprocessing.shared_memory.ShareableList`: a fixed-length list of
 /// `int`, `float`, `bool`, `str`, `bytes` and `None` values stored in a
 /// [`SharedMemory`] segment, with CPython's exact layout (a Python process can attach
@@ -818,7 +827,15 @@ impl<T: ShareableItem> ShareableList<T> {
         offsets.push(0);
         for p in &packed {
             let slot = if p.is_bytes {
-                ALIGN * (p.data.len() / ALIGN + 1)
+                // CPython sizes a str slot by its length in *characters*
+                // (`8 * (len(item) // 8 + 1)`), so 'encodés' (7 chars, 8 bytes) gets
+                // `8s`; that layout is kept. Where the UTF-8 bytes would not fit
+                // (CPython silently truncates them), the slot grows to hold them.
+                let units = match value_chars(p.code, &p.data) {
+                    Some(chars) => chars,
+                    None => p.data.len(),
+                };
+                (ALIGN * (units / ALIGN + 1)).max(p.data.len().div_ceil(ALIGN) * ALIGN)
             } else {
                 ALIGN
             };

@@ -708,7 +708,8 @@ impl fmt::Debug for BoundedSemaphore {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Condition {
     lock: AnyLock,
-    // u32[0]: sequence (futex word); u64[1]: waiters << 32 | tokens
+    // u32[0]: sequence (futex word); u32[1]: ack (futex word of a notifier waiting for
+    // its tokens to be taken); u64[1]: waiters << 32 | tokens
     block: Block,
 }
 
@@ -744,12 +745,29 @@ impl Condition {
         self.block.atomic_u64(1)
     }
 
+    /// Futex word the notifier sleeps on until its tokens are taken.
+    fn ack(&self) -> &AtomicU32 {
+        self.block.atomic_u32(1)
+    }
+
+    /// Tells a notifier waiting in `notify` that a token was consumed.
+    fn acked(&self, w_after: u64) {
+        if w_after & 0xffff_ffff == 0 {
+            self.ack().fetch_add(1, SeqCst);
+            futex::wake(self.ack(), u32::MAX);
+        }
+    }
+
     fn take_token(&self) -> bool {
         let c = self.counts();
         let mut w = c.load(SeqCst);
         while w & 0xffff_ffff != 0 {
-            match c.compare_exchange_weak(w, w - (1 << 32) - 1, SeqCst, SeqCst) {
-                Ok(_) => return true,
+            let new = w - (1 << 32) - 1;
+            match c.compare_exchange_weak(w, new, SeqCst, SeqCst) {
+                Ok(_) => {
+                    self.acked(new);
+                    return true;
+                }
                 Err(x) => w = x,
             }
         }
@@ -768,7 +786,12 @@ impl Condition {
                 (w.saturating_sub(1 << 32), false)
             };
             match c.compare_exchange_weak(w, new, SeqCst, SeqCst) {
-                Ok(_) => return got,
+                Ok(_) => {
+                    if got {
+                        self.acked(new);
+                    }
+                    return got;
+                }
                 Err(x) => w = x,
             }
         }
@@ -856,6 +879,18 @@ impl Condition {
         };
         self.seq().fetch_add(1, SeqCst);
         futex::wake(self.seq(), k as u32);
+        // As CPython's notify waits on `_woken_count`: wait (still holding the lock, so
+        // no new waiter can register) until the woken waiters took their tokens. A
+        // waiter that starts waiting after this call returns can then never steal a
+        // wake-up meant for an earlier one. Bounded, in case a waiter was killed.
+        let dl = Deadline::after(Some(Duration::from_secs(2)));
+        loop {
+            let a = self.ack().load(SeqCst);
+            if c.load(SeqCst) & 0xffff_ffff == 0 || dl.expired() {
+                break;
+            }
+            futex::wait(self.ack(), a, dl);
+        }
         Ok(())
     }
 
@@ -943,8 +978,9 @@ impl Event {
 
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // CPython's repr: `<Event at 0x7f… set>` / `<Event at 0x7f… unset>`
         let s = if self.is_set() { "set" } else { "unset" };
-        write!(f, "<Event({s})>")
+        write!(f, "<Event at {:#x} {s}>", self.block.as_ptr() as usize)
     }
 }
 

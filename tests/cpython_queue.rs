@@ -324,11 +324,11 @@ fn test_queue_feeder_donot_stop_onexc() {
 #[test]
 fn test_closed_queue_put_get_exceptions() {
     let q: Queue<String> = Queue::new().unwrap();
-    q.close();
+    q.close().unwrap();
     assert!(matches!(q.put("foo".into()), Err(Error::InvalidState(_))));
     assert!(matches!(q.get(), Err(Error::InvalidState(_))));
     let q: JoinableQueue<String> = JoinableQueue::new().unwrap();
-    q.close();
+    q.close().unwrap();
     assert!(matches!(q.put("foo".into()), Err(Error::InvalidState(_))));
     assert!(matches!(q.get(), Err(Error::InvalidState(_))));
 }
@@ -337,17 +337,17 @@ fn test_closed_queue_put_get_exceptions() {
 fn test_closed_queue_empty_exceptions() {
     // 3.13: close and join_thread on an unused queue are no-ops; empty() still answers
     let q: Queue<String> = Queue::new().unwrap();
-    q.close();
+    q.close().unwrap();
     q.join_thread().unwrap();
     assert!(q.empty());
     let q: JoinableQueue<String> = JoinableQueue::new().unwrap();
-    q.close();
+    q.close().unwrap();
     q.join_thread().unwrap();
     assert!(q.empty());
     // a used one: close then join_thread flushes and returns
     let q: Queue<String> = Queue::new().unwrap();
     q.put("foo".into()).unwrap();
-    q.close();
+    q.close().unwrap();
     q.join_thread().unwrap();
 }
 
@@ -396,9 +396,9 @@ fn test_simple_queue_empty() {
 #[test]
 fn test_simple_queue_close() {
     let queue: SimpleQueue<i32> = SimpleQueue::new().unwrap();
-    queue.close();
+    queue.close().unwrap();
     // closing twice does not fail
-    queue.close();
+    queue.close().unwrap();
     assert!(queue.put(1).is_err());
     assert!(queue.get().is_err());
 }

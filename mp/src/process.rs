@@ -52,6 +52,9 @@ pub(crate) struct Meta {
     pub parent: Option<(u32, String)>,
     pub start_method: Option<StartMethod>,
     pub log_level: Option<usize>,
+    /// The parent is connected to its program's resource tracker.
+    #[serde(default)]
+    pub tracker: bool,
 }
 
 static CURRENT: Mutex<Option<Meta>> = Mutex::new(None);
@@ -85,6 +88,7 @@ fn with_current<R>(f: impl FnOnce(&mut Meta) -> R) -> R {
         parent: None,
         start_method: None,
         log_level: None,
+        tracker: false,
     });
     f(meta)
 }
@@ -284,6 +288,7 @@ impl Process {
             parent: Some((my_pid(), with_current(|m| m.name.clone()))),
             start_method: crate::context::start_method_if_set(),
             log_level: crate::util::current_log_level(),
+            tracker: crate::resource_tracker::is_connected(),
         };
         let want_result = self.inner.want_result.load(Ordering::Relaxed);
         let popen = match (method, target) {
@@ -897,6 +902,9 @@ pub(crate) fn child_from_payload(bytes: &[u8], fds: Vec<OwnedFd>, sock: Option<O
     COUNTER.store(0, Ordering::Relaxed);
     *lock(&CURRENT) = Some(payload.meta.clone());
     crate::util::after_fork_child();
+    if payload.meta.tracker {
+        crate::resource_tracker::join_parents_tracker();
+    }
     if let Some(m) = payload.meta.start_method {
         crate::context::set_start_method_force(Some(m));
     }

@@ -75,7 +75,6 @@ pub(crate) fn after_fork_child() {
     }
     RAN_IN.store(0, Ordering::Release);
     crate::heap::after_fork_child();
-    crate::resource_tracker::after_fork_child();
 }
 
 // ---------------------------------------------------------------------------------

@@ -109,14 +109,54 @@ fn check(kind: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `MP_WATCHDOG_SECS` aborts a program that runs too long (CI's guard against a hung test).
+fn check_watchdog() -> Result<(), String> {
+    use std::os::unix::process::ExitStatusExt;
+    let start = Instant::now();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .arg("--hang")
+        .env(mp::process::ENV_WATCHDOG, "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            return Err("the watchdog did not fire".into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
+    if status.signal() != Some(libc::SIGABRT) || !err.contains("mp watchdog") {
+        return Err(format!("status {status:?}, stderr {err:?}"));
+    }
+    Ok(())
+}
+
 #[mp::main]
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 2 && args[1] == "--hang" {
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
     if args.len() == 4 && args[1] == "--scenario" {
         scenario(&args[2], &args[3]);
         return;
     }
     let mut failed = 0;
+    match check_watchdog() {
+        Ok(()) => println!("test watchdog_aborts_a_hung_program ... ok"),
+        Err(e) => {
+            println!("test watchdog_aborts_a_hung_program ... FAILED: {e}");
+            failed += 1;
+        }
+    }
     for kind in ["return", "panic"] {
         match check(kind) {
             Ok(()) => println!("test exit_handling_after_{kind} ... ok"),
@@ -129,7 +169,7 @@ fn main() {
     println!(
         "\ntest result: {}. {} passed; {failed} failed",
         if failed == 0 { "ok" } else { "FAILED" },
-        2 - failed
+        3 - failed
     );
     if failed > 0 {
         std::process::exit(1);

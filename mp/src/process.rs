@@ -941,6 +941,36 @@ extern "C" fn bootstrap_ctor() {
     if spawn::MAIN_BOOTSTRAP.is_empty() {
         bootstrap_if_child();
     }
+    let child = [
+        ENV_CHILD,
+        ENV_FORKSERVER,
+        crate::resource_tracker::ENV_TRACKER,
+    ]
+    .iter()
+    .any(|m| std::env::var_os(m).is_some());
+    if !child {
+        start_watchdog_if_asked();
+    }
+}
+
+/// Environment variable: abort any program that links `mp` (not its children) once it
+/// has run this many seconds. CI sets it so that a hung test fails its test binary
+/// with a message instead of hanging the whole run.
+pub const ENV_WATCHDOG: &str = "MP_WATCHDOG_SECS";
+
+fn start_watchdog_if_asked() {
+    let Some(secs) = std::env::var_os(ENV_WATCHDOG).and_then(|v| v.to_str()?.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("mp-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            let exe = std::env::args().next().unwrap_or_default();
+            eprintln!("mp watchdog: {exe} ran longer than {secs} s ({ENV_WATCHDOG}); aborting");
+            std::process::abort();
+        });
 }
 
 /// The pre-`main` bootstrap for binaries without `#[mp::main]` (tests, doctests).

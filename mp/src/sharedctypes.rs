@@ -717,21 +717,83 @@ impl crate::Context {
     pub fn value<T: ShmSafe>(&self, v: T) -> Result<Value<T>> {
         Value::new(v)
     }
-    /// `ctx.Array(typecode, sequence)`.
-    pub fn array<T: ShmSafe + Copy>(&self, items: &[T]) -> Result<Array<T>> {
-        Array::from_slice(items)
+    /// `ctx.Array(typecode, size_or_initializer)`: a length (zeroed) or the items.
+    ///
+    /// ```
+    /// let ctx = mp::get_context(None)?;
+    /// assert_eq!(ctx.array::<i32>(3)?.to_vec(), [0, 0, 0]);
+    /// assert_eq!(ctx.array(&[1.5f64, 2.5])?.to_vec(), [1.5, 2.5]);
+    /// # Ok::<(), mp::Error>(())
+    /// ```
+    pub fn array<T: ShmSafe + Copy>(&self, init: impl ArrayInit<T>) -> Result<Array<T>> {
+        match init.into_init() {
+            Init::Len(n) => Array::new(n),
+            Init::Items(items) => Array::from_slice(&items),
+        }
     }
     /// `ctx.RawValue(typecode, v)`.
     pub fn raw_value<T: ShmSafe>(&self, v: T) -> Result<RawValue<T>> {
         RawValue::new(v)
     }
-    /// `ctx.RawArray(typecode, sequence)`.
-    pub fn raw_array<T: ShmSafe + Copy>(&self, items: &[T]) -> Result<RawArray<T>> {
-        RawArray::from_slice(items)
+    /// `ctx.RawArray(typecode, size_or_initializer)`: a length (zeroed) or the items.
+    pub fn raw_array<T: ShmSafe + Copy>(&self, init: impl ArrayInit<T>) -> Result<RawArray<T>> {
+        match init.into_init() {
+            Init::Len(n) => RawArray::new(n),
+            Init::Items(items) => RawArray::from_slice(&items),
+        }
+    }
+}
+
+/// What Python's `size_or_initializer` is: a length (`usize`, zeroed items) or the
+/// items themselves (a slice, array or `Vec`).
+pub trait ArrayInit<T> {
+    #[doc(hidden)]
+    fn into_init(self) -> Init<T>;
+}
+
+#[doc(hidden)]
+pub enum Init<T> {
+    Len(usize),
+    Items(Vec<T>),
+}
+
+impl<T> ArrayInit<T> for usize {
+    fn into_init(self) -> Init<T> {
+        Init::Len(self)
+    }
+}
+
+impl<T: Copy> ArrayInit<T> for &[T] {
+    fn into_init(self) -> Init<T> {
+        Init::Items(self.to_vec())
+    }
+}
+
+impl<T: Copy, const N: usize> ArrayInit<T> for &[T; N] {
+    fn into_init(self) -> Init<T> {
+        Init::Items(self.to_vec())
+    }
+}
+
+impl<T: Copy, const N: usize> ArrayInit<T> for [T; N] {
+    fn into_init(self) -> Init<T> {
+        Init::Items(self.to_vec())
+    }
+}
+
+impl<T> ArrayInit<T> for Vec<T> {
+    fn into_init(self) -> Init<T> {
+        Init::Items(self)
+    }
+}
+
+impl<T: Copy> ArrayInit<T> for &Vec<T> {
+    fn into_init(self) -> Init<T> {
+        Init::Items(self.clone())
     }
 }
 
 #[doc(hidden)]
 pub mod root_exports {
-    pub use super::{copy, synchronized, Array, RawArray, RawValue, ShmSafe, Value};
+    pub use super::{copy, synchronized, Array, ArrayInit, RawArray, RawValue, ShmSafe, Value};
 }

@@ -1,0 +1,60 @@
+//! The module paths API.md names compile (a porter writes against exactly these).
+#![allow(unused_imports)]
+mp::test_support!();
+
+use mp::connection::{
+    answer_challenge, client, deliver_challenge, pipe, wait, Address, Client, Connection, Listener,
+    Pipe, Waitable,
+};
+use mp::context::{
+    get_all_start_methods, get_context, get_start_method, set_executable, set_forkserver_preload,
+    set_start_method, set_start_method_force, start_method_if_set, Context, StartMethod,
+};
+use mp::process::{active_children, current_process, parent_process, JoinHandle, Process};
+use mp::queue::{JoinableQueue, Queue, SimpleQueue};
+use mp::shared_memory::{Item, ShareableItem, ShareableList, SharedMemory};
+use mp::sharedctypes::{copy, synchronized, Array, RawArray, RawValue, ShmSafe, Value};
+use mp::synchronize::{
+    AnyLock, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore,
+};
+use mp::util::{get_logger, log_to_stderr};
+use mp::{cpu_count, freeze_support, process_cpu_count, spawn, Error, Result, Run, Shared};
+
+#[test]
+fn root_reexports() {
+    let _: fn() -> Result<(mp::Connection, mp::Connection)> = mp::Pipe;
+    let _ = mp::AnyLock::from(mp::Lock::new().unwrap());
+    let _ = mp::Error::Timeout;
+    let _ = mp::Queue::<u8>::new().unwrap();
+    let _ = mp::SimpleQueue::<u8>::new().unwrap();
+    let _ = mp::JoinableQueue::<u8>::new().unwrap();
+    let _ = mp::Value::new(1u8).unwrap();
+    let _ = mp::Array::<u8>::new(3).unwrap();
+    let _ = mp::Condition::new(None).unwrap();
+    let _ = mp::Barrier::new(2, None, None).unwrap();
+    let _ = mp::get_context(None).unwrap().get_start_method();
+    assert!(mp::cpu_count() >= 1);
+}
+
+#[test]
+fn context_constructors() -> mp::Result<()> {
+    let ctx = mp::get_context(Some(StartMethod::Spawn))?;
+    let _ = ctx.pipe(true)?;
+    let _: Queue<u8> = ctx.queue()?;
+    let _: Queue<u8> = ctx.queue_with_maxsize(3)?;
+    let _: SimpleQueue<u8> = ctx.simple_queue()?;
+    let _: JoinableQueue<u8> = ctx.joinable_queue()?;
+    let _ = ctx.lock()?;
+    let _ = ctx.rlock()?;
+    let _ = ctx.semaphore(2)?;
+    let _ = ctx.bounded_semaphore(2)?;
+    let _ = ctx.condition(None)?;
+    let _ = ctx.event()?;
+    let _ = ctx.barrier(2, None, None)?;
+    let _ = ctx.value(1.5f64)?;
+    let _ = ctx.array::<i32>(4)?;
+    let _ = ctx.raw_value(1u8)?;
+    let _ = ctx.raw_array::<u8>(4)?;
+    assert_eq!(ctx.get_start_method(), StartMethod::Spawn);
+    Ok(())
+}

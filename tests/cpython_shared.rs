@@ -343,7 +343,7 @@ fn test_synchronize() {
         let z = Value::new(1i64 << 33).unwrap();
         let foo = Value::new(Foo { x: 3, y: 2.0, z: 0 }).unwrap();
         let arr = ctx
-            .array(&(0..10).map(|i| i as f64).collect::<Vec<_>>())
+            .array((0..10).map(|i| i as f64).collect::<Vec<_>>())
             .unwrap();
         let string: Array<u8> = Array::new(20).unwrap();
         string.set_value(b"hello").unwrap();
@@ -376,7 +376,7 @@ fn test_sharedctypes() {
         let z = RawValue::new(1i64 << 33).unwrap();
         let foo = RawValue::new(Foo { x: 3, y: 2.0, z: 0 }).unwrap();
         let arr = ctx
-            .raw_array(&(0..10).map(|i| i as f64).collect::<Vec<_>>())
+            .raw_array((0..10).map(|i| i as f64).collect::<Vec<_>>())
             .unwrap();
         let string: RawArray<u8> = RawArray::new(20).unwrap();
         string.set_value(b"hello").unwrap();
@@ -778,7 +778,7 @@ fn docs_f(n: Value<f64>, a: Array<i32>) {
 fn docs_sharing_state_value_array() {
     for_each_method(|ctx| {
         let num = ctx.value(0.0f64).unwrap();
-        let arr = ctx.array(&(0..10).collect::<Vec<i32>>()).unwrap();
+        let arr = ctx.array((0..10).collect::<Vec<i32>>()).unwrap();
         run(&ctx, ctx.process(docs_f, (num.clone(), arr.clone())));
         assert_eq!(num.get(), DOCS_PI);
         assert_eq!(arr.to_vec(), (0..10).map(|x: i32| -x).collect::<Vec<_>>());

@@ -30,7 +30,7 @@ fn f(n: Value<f64>, a: Array<i32>) {
 fn docs_value_array_example() {
     for_each_method(|ctx| {
         let num = ctx.value(0.0f64).unwrap();
-        let arr = ctx.array(&(0..10).collect::<Vec<i32>>()).unwrap();
+        let arr = ctx.array((0..10).collect::<Vec<i32>>()).unwrap();
         run(ctx.process(f, (num.clone(), arr.clone())));
         assert_eq!(format!("{}", num.get()), "3.1415927");
         assert_eq!(

@@ -1079,7 +1079,7 @@ pub fn process_cpu_count() -> usize {
 // ---------------------------------------------------------------------------------
 // mp::spawn
 
-/// The handle [`spawn`] returns: join it for the task's value.
+/// The handle [`spawn()`](spawn()) returns: join it for the task's value.
 pub struct JoinHandle<R> {
     process: Process,
     task: &'static str,
@@ -1208,7 +1208,7 @@ impl Context {
         crate::util::log_to_stderr(level)
     }
 
-    /// [`spawn`] under this context's start method.
+    /// [`spawn()`](crate::spawn()) under this context's start method.
     pub fn spawn<F, Args>(&self, f: F, args: Args) -> Result<JoinHandle<F::Output>>
     where
         F: TaskFn<Args>,

@@ -1,0 +1,139 @@
+//! The ported docs examples print what Python's docs print. `cargo test` builds the
+//! examples beside the tests; each runs here as a real program, bounded by a timeout.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/examples-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name)
+}
+
+fn run(name: &str) -> String {
+    let path = example(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    let mut child = Command::new(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("example {name} did not finish in 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        status.success(),
+        "{name}: {status:?}\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn hello() {
+    assert_eq!(run("hello"), "hello bob\n");
+}
+
+#[test]
+fn info() {
+    let out = run("info");
+    assert!(out.starts_with("main line\nmodule name: info\n"), "{out}");
+    assert!(
+        out.contains("function f\n") && out.ends_with("hello bob\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn pipe_and_queue() {
+    assert_eq!(run("pipe"), "[42, None, 'hello']\n");
+    assert_eq!(run("queue"), "[42, None, 'hello']\n");
+}
+
+#[test]
+fn shared_value_array() {
+    assert_eq!(
+        run("shared_value_array"),
+        "3.1415927\n[0, -1, -2, -3, -4, -5, -6, -7, -8, -9]\n"
+    );
+}
+
+#[test]
+fn sharedctypes() {
+    assert_eq!(
+        run("sharedctypes"),
+        "49\n0.1111111111111111\nHELLO WORLD\n[(3.515625, 39.0625), (33.0625, 4.0), (5.640625, 90.25)]\n"
+    );
+}
+
+#[test]
+fn start_methods() {
+    assert_eq!(
+        run("start_methods"),
+        "hello\nhello\nforkserver: hello\nspawn: hello\nfork: hello\n"
+    );
+}
+
+#[test]
+fn queue_workers() {
+    let out = run("queue_workers");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Unordered results:");
+    assert_eq!(lines.len(), 31);
+    for i in 0..20 {
+        assert!(out.contains(&format!("mul({i}, 7) = {}\n", i * 7)), "{out}");
+    }
+    for i in 0..10 {
+        assert!(
+            out.contains(&format!("plus({i}, 8) = {}\n", i + 8)),
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn wait_pipes() {
+    let out = run("wait_pipes");
+    assert_eq!(out.lines().count(), 40, "{out}");
+    for p in 1..=4 {
+        for i in 0..10 {
+            assert!(out.contains(&format!("({i}, 'Process-{p}')")), "{out}");
+        }
+    }
+}
+
+#[test]
+fn listener_client() {
+    let out = run("listener_client");
+    assert!(
+        out.contains("[2.25, None, 'junk', float]\nb'hello'\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn tour_runs() {
+    let out = run("tour");
+    assert!(out.contains("counter = 40000 (expected 40000)"), "{out}");
+    assert!(
+        out.contains("array negated by a child: [0, -1, -2"),
+        "{out}"
+    );
+    assert!(out.contains("now holds \"HELLO\""), "{out}");
+}

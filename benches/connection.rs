@@ -18,14 +18,8 @@ const RT_ITERS: u32 = 5_000;
 const MIB_ITERS: u32 = 300;
 const RUNS: usize = 5;
 
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; the calls only read it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
+mod common;
+use common::pin;
 
 fn ncpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

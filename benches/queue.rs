@@ -4,30 +4,12 @@
 //! `SimpleQueue`; 1 MiB items. Floors: one 8-byte `write(2)` per item through a pipe,
 //! and 1 MiB `write`s through a pipe. CPython's `Queue`/`SimpleQueue` driven via python3.
 
+mod common;
+use common::{pin, python, unpin};
+
 use mp::{get_context, Queue, SimpleQueue, StartMethod};
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::Instant;
-
-fn pin(cpu: usize) {
-    // SAFETY: affinity syscall on this thread with a zeroed, filled cpu_set_t.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn unpin() {
-    // SAFETY: as above.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for c in 0..mp::cpu_count() {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
 
 #[mp::task]
 fn produce_pinned(q: Queue<u64>, n: u64) {
@@ -63,11 +45,6 @@ fn rate(n: u64, f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
     n as f64 / t.elapsed().as_secs_f64()
-}
-
-fn python(code: &str) -> Option<f64> {
-    let out = Command::new("python3").arg("-c").arg(code).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 fn py_rate(kind: &str, n: u64, big: bool) -> Option<f64> {

@@ -6,9 +6,11 @@
 //! `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED`, `sem_t` (pshared) ping-pong, a plain
 //! slice sum. CPython is driven through `python3`.
 
+mod common;
+use common::{pin, python, unpin};
+
 mp::test_support!();
 use mp::*;
-use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
@@ -16,31 +18,6 @@ fn ns_per(iters: u64, f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
     t.elapsed().as_nanos() as f64 / iters as f64
-}
-
-fn python(code: &str) -> Option<f64> {
-    let out = Command::new("python3").arg("-c").arg(code).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: plain affinity syscall on this thread with a zeroed, filled cpu_set_t.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
-
-fn unpin() {
-    // SAFETY: as above.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for c in 0..libc::CPU_SETSIZE as usize {
-            libc::CPU_SET(c, &mut set);
-        }
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
 }
 
 #[mp::task]

@@ -199,6 +199,9 @@ struct Local {
     closed: AtomicBool,
     cancel_join: AtomicBool,
     hook_installed: AtomicBool,
+    /// A feeder thread is running; changed only under `pending`'s lock, so an item
+    /// buffered while the feeder decides to stop is never stranded.
+    feeder_active: AtomicBool,
 }
 
 struct Core {
@@ -270,6 +273,43 @@ impl Core {
         let used = self.q(Q_TAIL).load(Acquire) - self.q(Q_HEAD).load(Acquire);
         // worst case a wrap wastes up to `size` bytes at the end of the ring
         used as usize + 2 * size <= self.capacity()
+    }
+
+    /// What a putter waiting for room sleeps until: a free slot of a bounded queue, or
+    /// a quarter of the ring free for an unbounded one (so a full ring refills in
+    /// batches rather than with one wake-up per get).
+    fn room_to_wake(&self, size: usize) -> bool {
+        if self.maxsize() > 0 {
+            return self.has_room(size);
+        }
+        let used = (self.q(Q_TAIL).load(Acquire) - self.q(Q_HEAD).load(Acquire)) as usize;
+        self.capacity().saturating_sub(used) >= self.capacity() / 4 && self.has_room(size)
+    }
+
+    /// After a get: wake sleeping putters when there is the room they wait for.
+    fn bump_after_get(&self) {
+        self.w(W_GET_SEQ).fetch_add(1, SeqCst);
+        if self.w(W_PUTTERS).load(SeqCst) > 0 && self.room_to_wake(0) {
+            futex::wake(self.w(W_GET_SEQ), u32::MAX);
+        }
+    }
+
+    /// Sleeps until [`room_to_wake`](Self::room_to_wake) (re-checking the exact room at
+    /// least every millisecond, so a putter whose item fits is never left waiting for
+    /// the quarter). `false` once the deadline has passed.
+    fn wait_room(&self, size: usize, dl: Deadline) -> bool {
+        let step = match dl {
+            Deadline::Now => return false,
+            Deadline::Never => Deadline::after(Some(Duration::from_millis(1))),
+            Deadline::At(t) => {
+                let soon = std::time::Instant::now() + Duration::from_millis(1);
+                Deadline::At(t.min(soon))
+            }
+        };
+        futex::wait_until(self.w(W_GET_SEQ), self.w(W_PUTTERS), step, || {
+            self.room_to_wake(size)
+        });
+        !dl.expired()
     }
 
     fn bump(&self, seq: usize, waiters: usize, n: u32) {
@@ -448,9 +488,10 @@ impl Core {
                 return Ok(());
             }
             let size = e.ring_size();
-            if !futex::wait_until(self.w(W_GET_SEQ), self.w(W_PUTTERS), dl, || {
-                self.has_room(size)
-            }) {
+            if dl != Deadline::Now && self.spin_until(|| self.has_room(size)) {
+                continue;
+            }
+            if !self.wait_room(size, dl) {
                 return Err(Error::Full);
             }
         }
@@ -484,7 +525,7 @@ impl Core {
             let item = self.pop_locked();
             self.unlock();
             if let Some(item) = item {
-                self.bump(W_GET_SEQ, W_PUTTERS, u32::MAX);
+                self.bump_after_get();
                 return item;
             }
             if dl != Deadline::Now && self.spin_until(|| self.count() > 0) {
@@ -509,7 +550,11 @@ impl Core {
     /// An unbounded put: straight into the ring, or into the feeder's buffer if the ring
     /// is full (or older items are still buffered, to keep this producer's order).
     fn put_nowait_unbounded(self: &Arc<Self>, e: Encoded) -> Result<()> {
-        if self.local.pending_len.load(Acquire) == 0 {
+        // A full ring usually means a consumer one step behind: spin a few microseconds
+        // for room (it frees some with every get) before handing the item to the
+        // feeder thread, whose wake-ups would slow both sides to a crawl.
+        let mut spun = false;
+        while self.local.pending_len.load(Acquire) == 0 {
             if !self.lock(Deadline::Never) {
                 return Err(Error::Full);
             }
@@ -520,22 +565,65 @@ impl Core {
                 e.recycle();
                 return Ok(());
             }
+            let size = e.ring_size();
+            if spun || !self.spin_until(|| self.has_room(size)) {
+                break;
+            }
+            spun = true;
         }
         let mut pending = lock_local(&self.local.pending);
         pending.push_back(e);
         self.local.pending_len.fetch_add(1, AcqRel);
         drop(pending);
-        self.start_feeder();
+        // move what fits now (keeps this producer's order: the buffer drains from the
+        // front); the feeder thread takes over only while the ring stays full
+        self.drain_pending();
+        if self.local.pending_len.load(Acquire) > 0 {
+            self.start_feeder();
+        }
         Ok(())
     }
 
+    /// Moves buffered items into the ring, as many as fit, under one lock acquisition.
+    /// Returns the ring size of the first item still buffered, if any.
+    fn drain_pending(&self) -> Option<usize> {
+        let mut pending = lock_local(&self.local.pending);
+        if pending.is_empty() {
+            return None;
+        }
+        if !self.lock(Deadline::Never) {
+            return pending.front().map(Encoded::ring_size);
+        }
+        let mut moved = 0u32;
+        while let Some(front) = pending.front() {
+            match self.push_locked(front) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(err) => log::warn!("queue feeder dropped an item: {err}"),
+            }
+            if let Some(e) = pending.pop_front() {
+                e.recycle();
+            }
+            self.local.pending_len.fetch_sub(1, AcqRel);
+            moved += 1;
+        }
+        self.unlock();
+        if moved > 0 {
+            self.bump(W_PUT_SEQ, W_GETTERS, moved);
+        }
+        pending.front().map(Encoded::ring_size)
+    }
+
     fn start_feeder(self: &Arc<Self>) {
-        let mut feeder = lock_local(&self.local.feeder);
-        if feeder.as_ref().is_some_and(|h| !h.is_finished()) {
+        let pending = lock_local(&self.local.pending);
+        if pending.is_empty() || self.local.feeder_active.load(Acquire) {
             return;
         }
+        self.local.feeder_active.store(true, Release);
+        drop(pending);
+        let mut feeder = lock_local(&self.local.feeder);
         if let Some(old) = feeder.take() {
-            let _ = old.join();
+            let _ = old.join(); // it has stopped (or is stopping): it cleared feeder_active
         }
         let core = self.clone();
         *feeder = Some(std::thread::spawn(move || core.feed()));
@@ -550,23 +638,26 @@ impl Core {
         }
     }
 
-    /// The feeder thread: moves buffered items into the ring, in order.
+    /// The feeder thread: moves buffered items into the ring, in order, in batches.
     fn feed(&self) {
         loop {
-            let mut pending = lock_local(&self.local.pending);
-            let Some(e) = pending.pop_front() else {
+            if self.local.cancel_join.load(Acquire) && self.local.closed.load(Acquire) {
+                let mut pending = lock_local(&self.local.pending);
+                self.local.pending_len.fetch_sub(pending.len(), AcqRel);
+                pending.clear(); // cancelled: drop what is left
+            }
+            let Some(size) = self.drain_pending() else {
+                let pending = lock_local(&self.local.pending);
+                if !pending.is_empty() {
+                    continue; // a producer buffered another item meanwhile
+                }
+                self.local.feeder_active.store(false, Release);
                 self.local.drained.notify_all();
                 return;
             };
-            drop(pending);
-            if self.local.cancel_join.load(Acquire) && self.local.closed.load(Acquire) {
-                self.local.pending_len.fetch_sub(1, AcqRel);
-                continue; // cancelled: drop what is left
+            if !self.spin_until(|| self.has_room(size)) {
+                self.wait_room(size, Deadline::Never);
             }
-            if let Err(err) = self.put_wait(e, Deadline::Never) {
-                log::warn!("queue feeder dropped an item: {err}");
-            }
-            self.local.pending_len.fetch_sub(1, AcqRel);
         }
     }
 

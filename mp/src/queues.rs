@@ -474,16 +474,24 @@ impl Core {
         }
     }
 
+    /// One attempt: lock, append if there is room, wake a getter. `Ok(false)` = full.
+    fn push_once(&self, e: &Encoded, dl: Deadline) -> Result<bool> {
+        if !self.lock(dl) {
+            return Err(Error::Full);
+        }
+        let pushed = self.push_locked(e);
+        self.unlock();
+        if pushed? {
+            self.bump(W_PUT_SEQ, W_GETTERS, 1);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Puts, waiting (until the deadline) for room. `Err(Full)` on timeout.
     fn put_wait(&self, e: Encoded, dl: Deadline) -> Result<()> {
         loop {
-            if !self.lock(dl) {
-                return Err(Error::Full);
-            }
-            let pushed = self.push_locked(&e);
-            self.unlock();
-            if pushed? {
-                self.bump(W_PUT_SEQ, W_GETTERS, 1);
+            if self.push_once(&e, dl)? {
                 e.recycle();
                 return Ok(());
             }
@@ -555,13 +563,7 @@ impl Core {
         // feeder thread, whose wake-ups would slow both sides to a crawl.
         let mut spun = false;
         while self.local.pending_len.load(Acquire) == 0 {
-            if !self.lock(Deadline::Never) {
-                return Err(Error::Full);
-            }
-            let pushed = self.push_locked(&e);
-            self.unlock();
-            if pushed? {
-                self.bump(W_PUT_SEQ, W_GETTERS, 1);
+            if self.push_once(&e, Deadline::Never)? {
                 e.recycle();
                 return Ok(());
             }

@@ -2,19 +2,16 @@
 //! under every start method.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::connection::{answer_challenge, deliver_challenge, Sentinel};
-use mp::{Address, Client, Connection, Context, Error, Listener};
+use mp::{Address, Client, Connection, Error, Listener};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
-
-fn contexts() -> Vec<Context> {
-    mp::get_all_start_methods()
-        .into_iter()
-        .map(|m| mp::get_context(Some(m)).unwrap())
-        .collect()
-}
 
 /// recv with a bound: a bug fails instead of hanging.
 fn recv_t<T: serde::de::DeserializeOwned>(c: &Connection) -> mp::Result<T> {

@@ -3,22 +3,20 @@
 //! API.md's names, under every start method.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::connection::{
     answer_challenge, deliver_challenge, wait, Address, Client, Connection, Listener,
 };
 use mp::reduction::SharedFd;
-use mp::{Context, Error, Process};
+use mp::{Error, Process};
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(30);
-
-fn for_each_method(f: impl Fn(Context)) {
-    for m in mp::get_all_start_methods() {
-        f(mp::get_context(Some(m)).unwrap());
-    }
-}
 
 fn ready(c: &Connection) {
     assert!(c.poll(Some(LONG)).unwrap(), "nothing arrived in time");

@@ -3,18 +3,16 @@
 //! start method.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::connection::{wait, Connection};
-use mp::{Context, Error, Process, StartMethod};
+use mp::{Error, Process, StartMethod};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(30);
-
-fn for_each_method(f: impl Fn(Context)) {
-    for m in mp::get_all_start_methods() {
-        f(mp::get_context(Some(m)).unwrap());
-    }
-}
 
 fn recv_within<T: DeserializeOwned>(c: &Connection) -> T {
     assert!(c.poll(Some(LONG)).unwrap(), "child did not report in time");

@@ -3,6 +3,10 @@
 //! API.md's names and run under every start method with real processes.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::*;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -11,24 +15,6 @@ const LONG: Duration = Duration::from_secs(30);
 const TIMEOUT1: Duration = Duration::from_millis(100);
 const TIMEOUT2: Duration = Duration::from_millis(120);
 const TIMEOUT3: Duration = Duration::from_millis(150);
-
-fn for_each_method(f: impl Fn(Context)) {
-    for m in get_all_start_methods() {
-        eprintln!("start method {m}");
-        f(get_context(Some(m)).unwrap());
-    }
-}
-
-fn join_ok(p: &Process) {
-    p.join_timeout(LONG).unwrap();
-    assert_eq!(p.exitcode(), Some(0), "{p:?}");
-}
-
-fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
-    let t = Instant::now();
-    let r = f();
-    (r, t.elapsed())
-}
 
 fn almost(elapsed: Duration, expected: Duration) {
     assert!(

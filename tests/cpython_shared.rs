@@ -3,23 +3,12 @@
 //! names and run under every start method with real processes.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::shared_memory::Item;
 use mp::*;
-use std::time::Duration;
-
-const LONG: Duration = Duration::from_secs(30);
-
-fn for_each_method(f: impl Fn(Context)) {
-    for m in get_all_start_methods() {
-        eprintln!("start method {m}");
-        f(get_context(Some(m)).unwrap());
-    }
-}
-
-fn join_ok(p: &Process) {
-    p.join_timeout(LONG).unwrap();
-    assert_eq!(p.exitcode(), Some(0), "{p:?}");
-}
 
 fn run(ctx: &Context, p: Process) {
     let _ = ctx;

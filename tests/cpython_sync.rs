@@ -3,6 +3,10 @@
 //! run under every start method with real processes.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::*;
 use std::time::{Duration, Instant};
 
@@ -16,19 +20,6 @@ const TIMEOUT3: Duration = Duration::from_millis(150);
 /// CPython's DELTA: only used to check that something has *not* happened.
 const DELTA: Duration = Duration::from_millis(100);
 
-fn for_each_method(f: impl Fn(Context)) {
-    for m in get_all_start_methods() {
-        eprintln!("start method {m}");
-        f(get_context(Some(m)).unwrap());
-    }
-}
-
-fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
-    let t = Instant::now();
-    let r = f();
-    (r, t.elapsed())
-}
-
 /// CPython's assertTimingAlmostEqual, with slack for a loaded 2-core machine.
 fn almost(elapsed: Duration, expected: Duration) {
     assert!(
@@ -39,11 +30,6 @@ fn almost(elapsed: Duration, expected: Duration) {
         elapsed <= expected + Duration::from_millis(1500),
         "{elapsed:?} >> {expected:?}"
     );
-}
-
-fn join_ok(p: &Process) {
-    p.join_timeout(LONG).unwrap();
-    assert_eq!(p.exitcode(), Some(0), "{p:?}");
 }
 
 /// Polls `f` until it returns `v` (CPython's assertReachesEventually), bounded.

@@ -2,21 +2,18 @@
 //! sentinels, handles in arguments, `mp::spawn`, `from_closure`, `from_run`.
 mp::test_support!();
 
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
 use mp::reduction::{read_frame, write_frame, FdKind, SharedFd};
-use mp::{Context, Error, Process, StartMethod};
+use mp::{Error, Process, StartMethod};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(30);
-
-fn contexts() -> Vec<Context> {
-    mp::get_all_start_methods()
-        .into_iter()
-        .map(|m| mp::get_context(Some(m)).unwrap())
-        .collect()
-}
 
 /// A one-way channel a child reports through: (the child's end, the parent's end).
 fn channel() -> (SharedFd, UnixStream) {

@@ -1,18 +1,15 @@
 //! Queue, SimpleQueue and JoinableQueue across real processes, under every start method.
 mp::test_support!();
 
-use mp::{Context, Error, JoinableQueue, Queue, SimpleQueue};
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
+use mp::{Error, JoinableQueue, Queue, SimpleQueue};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(60);
-
-fn contexts() -> Vec<Context> {
-    mp::get_all_start_methods()
-        .into_iter()
-        .map(|m| mp::get_context(Some(m)).unwrap())
-        .collect()
-}
 
 fn join(p: &mp::Process) {
     p.join_timeout(LONG).unwrap();

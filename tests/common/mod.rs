@@ -1,0 +1,37 @@
+//! Helpers shared by the integration tests (`mod common;` in a test file).
+#![allow(dead_code)] // each test file uses a subset
+
+use mp::{Context, Process};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a child before it fails (instead of hanging).
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A context per start method, the default first.
+pub fn contexts() -> Vec<Context> {
+    mp::get_all_start_methods()
+        .into_iter()
+        .map(|m| mp::get_context(Some(m)).unwrap())
+        .collect()
+}
+
+/// Runs `f` under every start method (the start-method test matrix).
+pub fn for_each_method(f: impl Fn(Context)) {
+    for ctx in contexts() {
+        eprintln!("start method {}", ctx.get_start_method());
+        f(ctx);
+    }
+}
+
+/// Joins `p` within [`JOIN_TIMEOUT`] and checks it exited with 0.
+pub fn join_ok(p: &Process) {
+    p.join_timeout(JOIN_TIMEOUT).unwrap();
+    assert_eq!(p.exitcode(), Some(0), "{p:?}");
+}
+
+/// `f()` and how long it took.
+pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed())
+}

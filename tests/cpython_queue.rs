@@ -12,20 +12,6 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(30);
-const TIMEOUT1: Duration = Duration::from_millis(100);
-const TIMEOUT2: Duration = Duration::from_millis(120);
-const TIMEOUT3: Duration = Duration::from_millis(150);
-
-fn almost(elapsed: Duration, expected: Duration) {
-    assert!(
-        elapsed + Duration::from_millis(5) >= expected,
-        "{elapsed:?} < {expected:?}"
-    );
-    assert!(
-        elapsed <= expected + Duration::from_millis(1500),
-        "{elapsed:?} >> {expected:?}"
-    );
-}
 
 /// Polls until `f()` holds (items may be in flight), bounded.
 fn eventually(f: impl Fn() -> bool) {

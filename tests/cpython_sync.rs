@@ -12,25 +12,8 @@ use std::time::{Duration, Instant};
 
 /// Bound on every wait that should succeed.
 const LONG: Duration = Duration::from_secs(30);
-/// CPython's TIMEOUT1/2/3 scaled down; only lower bounds and generous upper bounds are
-/// checked.
-const TIMEOUT1: Duration = Duration::from_millis(100);
-const TIMEOUT2: Duration = Duration::from_millis(120);
-const TIMEOUT3: Duration = Duration::from_millis(150);
 /// CPython's DELTA: only used to check that something has *not* happened.
 const DELTA: Duration = Duration::from_millis(100);
-
-/// CPython's assertTimingAlmostEqual, with slack for a loaded 2-core machine.
-fn almost(elapsed: Duration, expected: Duration) {
-    assert!(
-        elapsed + Duration::from_millis(5) >= expected,
-        "{elapsed:?} < {expected:?}"
-    );
-    assert!(
-        elapsed <= expected + Duration::from_millis(1500),
-        "{elapsed:?} >> {expected:?}"
-    );
-}
 
 /// Polls `f` until it returns `v` (CPython's assertReachesEventually), bounded.
 fn reaches(f: impl Fn() -> u32, v: u32) {

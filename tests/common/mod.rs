@@ -35,3 +35,21 @@ pub fn timed<R>(f: impl FnOnce() -> R) -> (R, Duration) {
     let r = f();
     (r, t.elapsed())
 }
+
+/// CPython's TIMEOUT1/2/3, scaled down; only lower bounds and generous upper bounds are
+/// checked.
+pub const TIMEOUT1: Duration = Duration::from_millis(100);
+pub const TIMEOUT2: Duration = Duration::from_millis(120);
+pub const TIMEOUT3: Duration = Duration::from_millis(150);
+
+/// CPython's assertTimingAlmostEqual, with slack for a loaded 2-core machine.
+pub fn almost(elapsed: Duration, expected: Duration) {
+    assert!(
+        elapsed + Duration::from_millis(5) >= expected,
+        "{elapsed:?} < {expected:?}"
+    );
+    assert!(
+        elapsed <= expected + Duration::from_millis(1500),
+        "{elapsed:?} >> {expected:?}"
+    );
+}

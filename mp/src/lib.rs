@@ -36,6 +36,7 @@ pub mod context;
 pub mod error;
 mod forkserver;
 pub mod heap;
+pub mod pool;
 mod popen_fork;
 mod popen_forkserver;
 mod popen_spawn;
@@ -55,6 +56,7 @@ pub use queues as queue;
 #[allow(unused_imports)] // filled in as each area lands
 mod reexports {
     pub use crate::connection::root_exports::*;
+    pub use crate::pool::root_exports::*;
     pub use crate::queues::root_exports::*;
     pub use crate::shared_memory::root_exports::*;
     pub use crate::sharedctypes::root_exports::*;

@@ -33,6 +33,7 @@
 pub mod codec;
 pub mod connection;
 pub mod context;
+pub mod dummy;
 pub mod error;
 mod forkserver;
 pub mod heap;

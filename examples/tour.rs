@@ -186,5 +186,31 @@ fn main() -> mp::Result<()> {
         std::str::from_utf8(&shm.buf()[..5]).unwrap_or("?")
     );
     shm.unlink()?;
+
+    section("a pool of workers: map, imap_unordered, a crash and a timeout");
+    let pool = mp::Pool::builder()
+        .processes(2)
+        .task_timeout(Duration::from_millis(500))
+        .build()?;
+    println!("  map(square, 0..10) = {:?}", pool.map(square, 0..10)?);
+    let t = Instant::now();
+    let total: u64 = pool
+        .imap_unordered_chunked(square, 0..100_000u64, 1000)
+        .sum::<mp::Result<u64>>()?;
+    println!("  sum of 100 000 squares = {total} in {:.1?}", t.elapsed());
+    match pool.apply(crash, ()) {
+        Err(e) => println!("  a task that panics: {e}"),
+        Ok(()) => println!("  the crash did not happen?"),
+    }
+    match pool.apply(sleep_forever, ()) {
+        Err(e) => println!("  a task past the timeout: {e}; its worker was replaced"),
+        Ok(()) => println!("  the sleeper returned?"),
+    }
+    println!(
+        "  the pool carries on: apply(square, (12,)) = {}",
+        pool.apply(square, (12,))?
+    );
+    pool.close()?;
+    pool.join()?;
     Ok(())
 }

@@ -17,9 +17,14 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn run(name: &str) -> String {
+    run_with(name, &[])
+}
+
+fn run_with(name: &str, args: &[&str]) -> String {
     let path = example(name);
     assert!(path.exists(), "{} was not built", path.display());
     let mut child = Command::new(&path)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -136,4 +141,48 @@ fn tour_runs() {
         "{out}"
     );
     assert!(out.contains("now holds \"HELLO\""), "{out}");
+}
+
+#[test]
+fn pool() {
+    let out = run("pool");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]", "{out}");
+    let mut unordered: Vec<u64> = lines[1..11].iter().map(|l| l.parse().unwrap()).collect();
+    unordered.sort();
+    assert_eq!(unordered, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+    assert_eq!(lines[11], "400");
+    assert!(
+        out.ends_with(
+            "We lacked patience and got a multiprocessing.TimeoutError\n\
+         For the moment, the pool remains available for more work\n\
+         Now the pool is closed and no longer available\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn pool_test_on_processes_and_threads() {
+    for args in [&[][..], &["--threads"][..]] {
+        let out = run_with("pool_test", args);
+        for want in [
+            "says that mul(9, 7) = 63",
+            "Got TaskPanicked as expected from pool.apply()",
+            "Got TaskPanicked as expected from list(pool.imap())",
+            "callbacks succeeded",
+            "close() succeeded",
+            "terminate() succeeded",
+        ] {
+            assert!(out.contains(want), "{args:?}: no {want:?} in\n{out}");
+        }
+    }
+}
+
+#[test]
+fn pool_progress() {
+    assert_eq!(
+        run("pool_progress"),
+        "20000 numbers done; the longest Collatz chain has 278 steps\n"
+    );
 }

@@ -145,7 +145,11 @@ impl Process {
         }
         let mut code = lock(&self.inner.exitcode);
         while code.is_none() {
-            code = self.inner.done.wait(code).unwrap_or_else(|p| p.into_inner());
+            code = self
+                .inner
+                .done
+                .wait(code)
+                .unwrap_or_else(|p| p.into_inner());
         }
         Ok(())
     }

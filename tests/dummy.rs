@@ -112,9 +112,11 @@ fn values_arrays_and_locks_between_threads() {
 #[test]
 fn the_dummy_pool_is_the_thread_pool() {
     let pool = Pool::new(Some(2)).unwrap();
-    let not_send_data = vec![1, 2, 3];
+    let data = std::rc::Rc::new(0); // not Send: the closure below may not capture it
+    let not_send_data = [1, 2, 3];
     let r = pool.map(move |i: usize| not_send_data[i], 0..3).unwrap();
     assert_eq!(r, [1, 2, 3]);
+    assert_eq!(*data, 0);
     pool.close().unwrap();
     pool.join().unwrap();
 }

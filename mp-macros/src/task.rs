@@ -161,6 +161,17 @@ fn expand_fn(f: &ItemFn) -> TokenStream {
                 let out: #ret = #ident(#(#names),*);
                 (&::mp::__private::Probe::<#ret>::new()).encode_result(&out)
             },
+            call_chunk: |data, fds| {
+                #[allow(unused_imports)]
+                use ::mp::__private::{NoCodec as _, ViaCodec as _};
+                let items: ::std::vec::Vec<(#(#types,)*)> =
+                    (&::mp::__private::Probe::<(#(#types,)*)>::new()).decode_seq(data, fds)?;
+                let out = ::mp::__private::run_items(
+                    items,
+                    |(#(#names,)*): (#(#types,)*)| -> #ret { #ident(#(#names),*) },
+                );
+                (&::mp::__private::Probe::<#ret>::new()).encode_items(&out)
+            },
         };
 
         const _: () = {
@@ -214,6 +225,7 @@ fn expand_run_impl(i: &ItemImpl) -> Result<TokenStream> {
             name: ::core::concat!(::core::module_path!(), "::", #name),
             type_id: || ::core::any::TypeId::of::<#ty>(),
             call: |args, fds| ::mp::__private::run_entry::<#ty>(args, fds),
+            call_chunk: ::mp::__private::not_a_pool_task,
         };
 
         const _: () = {

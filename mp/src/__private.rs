@@ -4,6 +4,7 @@
 pub use linkme;
 pub use serde;
 
+pub use crate::pool::worker::{not_a_pool_task, run_items, ItemError};
 pub use crate::spawn::{
     bootstrap_main, run_entry, run_main, task_entry, TaskEntry, MAIN_BOOTSTRAP, TASKS,
 };
@@ -46,6 +47,11 @@ impl<T> Probe<T> {
 pub trait ViaCodec<T> {
     fn decode_args(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<T>;
     fn encode_result(&self, value: &T) -> crate::Result<Vec<u8>>;
+    /// A pool chunk's argument tuples, decoded at once.
+    fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>>;
+    /// A pool chunk's results, encoded at once; a result that cannot be encoded fails
+    /// only its own item (CPython's `MaybeEncodingError`).
+    fn encode_items(&self, items: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>>;
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> ViaCodec<T> for Probe<T> {
@@ -55,11 +61,19 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> ViaCodec<T> for Probe<T>
     fn encode_result(&self, value: &T) -> crate::Result<Vec<u8>> {
         crate::codec::encode_with_fds(value).map(|(b, _)| b)
     }
+    fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>> {
+        crate::codec::decode_with_fds(bytes, fds)
+    }
+    fn encode_items(&self, items: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>> {
+        crate::pool::worker::encode_items(items)
+    }
 }
 
 pub trait NoCodec<T> {
     fn decode_args(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<T>;
     fn encode_result(&self, value: &T) -> crate::Result<Vec<u8>>;
+    fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>>;
+    fn encode_items(&self, items: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>>;
 }
 
 impl<T> NoCodec<T> for &Probe<T> {
@@ -70,6 +84,18 @@ impl<T> NoCodec<T> for &Probe<T> {
         )))
     }
     fn encode_result(&self, _: &T) -> crate::Result<Vec<u8>> {
+        Err(crate::Error::Codec(format!(
+            "{} cannot be encoded",
+            std::any::type_name::<T>()
+        )))
+    }
+    fn decode_seq(&self, _: &[u8], _: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>> {
+        Err(crate::Error::Codec(format!(
+            "{} cannot be decoded",
+            std::any::type_name::<T>()
+        )))
+    }
+    fn encode_items(&self, _: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>> {
         Err(crate::Error::Codec(format!(
             "{} cannot be encoded",
             std::any::type_name::<T>()

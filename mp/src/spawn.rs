@@ -30,6 +30,10 @@ pub struct TaskEntry {
     pub type_id: fn() -> TypeId,
     /// Decodes the arguments, runs the task, encodes its result.
     pub call: fn(&[u8], Vec<OwnedFd>) -> Result<Vec<u8>>,
+    /// A pool chunk: decodes a sequence of argument tuples, runs the task on each (a
+    /// panic failing only its item), encodes the sequence of `Result<R, ItemError>`.
+    /// One decode and one encode per chunk, not per item.
+    pub call_chunk: fn(&[u8], Vec<OwnedFd>) -> Result<Vec<u8>>,
 }
 
 /// Every task of the program, collected at link time.

@@ -37,11 +37,12 @@
 mod result;
 mod supervisor;
 mod thread;
-mod worker;
+pub(crate) mod worker;
 
 pub use result::{AsyncResult, ImapIter};
 pub use thread::{ThreadPool, ThreadTask};
 
+use crate::codec::ByteBuf;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::spawn::TaskFn;
@@ -52,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use supervisor::{Chunk, JobSink, Phase, Shared, WorkerSpec};
-use worker::{encode_item, Outcome};
+use worker::{fill_chunk, ItemError};
 
 /// Python's default chunk size for `map`: `ceil(len / (4 * workers))`.
 pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
@@ -83,15 +84,37 @@ impl<R: DeserializeOwned + Send + 'static> Typed<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> JobSink for Typed<R> {
-    fn deliver(&self, start: usize, outcomes: Vec<Outcome>, task: &str) {
-        let values = outcomes
-            .into_iter()
-            .map(|o| match o {
-                Outcome::Ok(bytes) => crate::codec::decode::<R>(&bytes),
-                other => Err(other.into_error(task)),
-            })
-            .collect();
-        self.sink.deliver(start, values);
+    fn deliver(
+        &self,
+        start: usize,
+        count: usize,
+        results: std::result::Result<ByteBuf, ItemError>,
+        task: &str,
+    ) {
+        let decoded = results.map_err(|e| e.into_error(task)).and_then(|bytes| {
+            let (values, errors): worker::ChunkResults<R> = crate::codec::decode(&bytes)?;
+            // failed items by strictly increasing index within the chunk
+            let in_range = errors.iter().all(|(i, _)| (*i as usize) < count)
+                && errors.windows(2).all(|w| w[0].0 < w[1].0);
+            if values.len() + errors.len() == count && in_range {
+                Ok((values, errors))
+            } else {
+                Err(Error::Codec(format!(
+                    "a worker sent {} results for a chunk of {count}",
+                    values.len() + errors.len()
+                )))
+            }
+        });
+        match decoded {
+            Ok((values, errors)) => {
+                let errors = errors
+                    .into_iter()
+                    .map(|(i, e)| (i as usize, e.into_error(task)))
+                    .collect();
+                self.sink.deliver_chunk(start, values, errors)
+            }
+            Err(e) => self.fail(start, count, &e),
+        }
     }
     fn fail(&self, start: usize, count: usize, err: &Error) {
         self.sink
@@ -323,7 +346,7 @@ impl Pool {
             let task = Self::task_name::<F>()?;
             let id = self.shared.new_job_id();
             let mut c = Chunk::new(id, 0, task);
-            encode_item(&args, &mut c.data, &mut c.ends, &mut c.item_fds, &mut c.fds)?;
+            fill_chunk(&mut c, std::slice::from_ref(&args))?;
             let sink = Typed::sink(Arc::new(ApplySink(result.clone())));
             self.shared.submit(sink, vec![c], false, id)
         })();
@@ -401,12 +424,10 @@ impl Pool {
             let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.size));
             let id = self.shared.new_job_id();
             let mut chunks = Vec::with_capacity(items.len().div_ceil(cs));
-            for (i, args) in items.iter().enumerate() {
-                if i % cs == 0 {
-                    chunks.push(Chunk::new(id, i, task));
-                }
-                let c = chunks.last_mut().expect("pushed above");
-                encode_item(args, &mut c.data, &mut c.ends, &mut c.item_fds, &mut c.fds)?;
+            for (k, part) in items.chunks(cs).enumerate() {
+                let mut c = Chunk::new(id, k * cs, task);
+                fill_chunk(&mut c, part)?;
+                chunks.push(c);
             }
             drop(items);
             let sink = Typed::sink(Arc::new(MapSink::new(
@@ -585,14 +606,12 @@ impl Pool {
                     return;
                 }
                 let mut c = Chunk::new(id, start, task);
-                for args in items.by_ref().take(chunksize) {
-                    if let Err(e) =
-                        encode_item(&args, &mut c.data, &mut c.ends, &mut c.item_fds, &mut c.fds)
-                    {
-                        shared.abort_feeding(id, &e);
-                        return;
-                    }
+                let part: Vec<Args> = items.by_ref().take(chunksize).collect();
+                if let Err(e) = fill_chunk(&mut c, &part) {
+                    shared.abort_feeding(id, &e);
+                    return;
                 }
+                drop(part);
                 if c.len() == 0 {
                     shared.finish_feeding(id, start);
                     return;

@@ -77,6 +77,20 @@ pub(crate) fn copy_error(e: &Error) -> Error {
 pub(crate) trait Sink<R>: Send + Sync {
     /// Delivers the outcomes of items `start..start + outcomes.len()`.
     fn deliver(&self, start: usize, outcomes: Vec<Result<R>>);
+    /// Delivers a chunk as it came from a worker: `values` are the successful items in
+    /// order, `errors` the failed ones by index (sorted) within the chunk.
+    fn deliver_chunk(&self, start: usize, values: Vec<R>, errors: Vec<(usize, Error)>) {
+        let mut out = Vec::with_capacity(values.len() + errors.len());
+        let mut errors = errors.into_iter().peekable();
+        for v in values {
+            while let Some((_, e)) = errors.next_if(|(i, _)| *i == out.len()) {
+                out.push(Err(e));
+            }
+            out.push(Ok(v));
+        }
+        out.extend(errors.map(|(_, e)| Err(e)));
+        self.deliver(start, out);
+    }
     /// The input has `total` items (known once the input iterator is exhausted).
     fn set_total(&self, total: usize);
     /// Every item not delivered yet fails with `err` (pool terminated, input failed).
@@ -314,7 +328,9 @@ pub(crate) struct MapSink<R> {
 }
 
 struct MapState<R> {
-    items: Vec<Option<R>>,
+    /// Delivered runs of successful items: (first index, values).
+    chunks: Vec<(usize, Vec<R>)>,
+    total: usize,
     left: usize,
     error: Option<Error>,
     done: bool,
@@ -325,7 +341,8 @@ impl<R: Send + 'static> MapSink<R> {
         let s = MapSink {
             result,
             state: Mutex::new(MapState {
-                items: (0..total).map(|_| None).collect(),
+                chunks: Vec::new(),
+                total,
                 left: total,
                 error: None,
                 done: false,
@@ -344,42 +361,60 @@ impl<R: Send + 'static> MapSink<R> {
         st.done = true;
         let v = match st.error.take() {
             Some(e) => Err(e),
-            None => Ok(std::mem::take(&mut st.items)
-                .into_iter()
-                .map(|x| x.expect("every item delivered"))
-                .collect()),
+            None => {
+                let mut chunks = std::mem::take(&mut st.chunks);
+                chunks.sort_unstable_by_key(|(start, _)| *start);
+                let mut all = Vec::with_capacity(st.total);
+                for (_, values) in chunks {
+                    all.extend(values);
+                }
+                Ok(all)
+            }
         };
         self.result.complete(v);
+    }
+
+    /// A run of successful values from `start` on.
+    fn accept(&self, start: usize, values: Vec<R>, first_error: Option<Error>) {
+        let mut st = lock(&self.state);
+        if st.done {
+            return;
+        }
+        if let Some(e) = first_error {
+            // Python's map fails as a whole with the first error
+            st.error.get_or_insert(e);
+            self.finish(&mut st);
+            return;
+        }
+        // a chunk is delivered once: the supervisor forgets a chunk when it hands it on
+        let n = values.len();
+        if n > st.left {
+            st.error
+                .get_or_insert_with(|| Error::invalid("a map received more results than items"));
+            self.finish(&mut st);
+            return;
+        }
+        st.left -= n;
+        st.chunks.push((start, values));
+        if st.left == 0 {
+            self.finish(&mut st);
+        }
     }
 }
 
 impl<R: Send + 'static> Sink<R> for MapSink<R> {
     fn deliver(&self, start: usize, outcomes: Vec<Result<R>>) {
-        let mut st = lock(&self.state);
-        if st.done {
-            return;
-        }
-        for (i, o) in outcomes.into_iter().enumerate() {
-            let Some(slot) = st.items.get_mut(start + i) else {
-                continue;
-            };
-            if slot.is_some() {
-                continue;
-            }
+        let mut values = Vec::with_capacity(outcomes.len());
+        for o in outcomes {
             match o {
-                Ok(v) => *slot = Some(v),
-                Err(e) => {
-                    // Python's map fails as a whole with the first error
-                    st.error.get_or_insert(e);
-                    st.left = 0;
-                    break;
-                }
+                Ok(v) => values.push(v),
+                Err(e) => return self.accept(start, Vec::new(), Some(e)),
             }
-            st.left -= 1;
         }
-        if st.left == 0 {
-            self.finish(&mut st);
-        }
+        self.accept(start, values, None);
+    }
+    fn deliver_chunk(&self, start: usize, values: Vec<R>, errors: Vec<(usize, Error)>) {
+        self.accept(start, values, errors.into_iter().next().map(|(_, e)| e));
     }
     fn set_total(&self, _total: usize) {}
     fn fail_rest(&self, err: &Error) {

@@ -8,7 +8,7 @@
 //! the chunk it held fails with [`Error::WorkerDied`] and a replacement starts.
 
 use super::result::{copy_error, lock};
-use super::worker::{pool_worker, FromWorker, InitSpec, Outcome, TaskMsg, ToWorker};
+use super::worker::{pool_worker, FromWorker, InitSpec, ItemError, TaskMsg, ToWorker};
 use crate::codec::ByteBuf;
 use crate::connection::Connection;
 use crate::context::Context;
@@ -26,7 +26,15 @@ use std::time::{Duration, Instant};
 /// A job's results as they come back from workers: decoded into the job's type by the
 /// typed wrapper in `mod.rs`.
 pub(crate) trait JobSink: Send + Sync {
-    fn deliver(&self, start: usize, outcomes: Vec<Outcome>, task: &str);
+    /// `results` holds the encoded results of the `count` items from `start` on, or
+    /// why the whole chunk failed.
+    fn deliver(
+        &self,
+        start: usize,
+        count: usize,
+        results: std::result::Result<ByteBuf, ItemError>,
+        task: &str,
+    );
     fn fail(&self, start: usize, count: usize, err: &Error);
     fn fail_rest(&self, err: &Error);
     fn set_total(&self, total: usize);
@@ -38,9 +46,9 @@ pub(crate) struct Chunk {
     pub job: u64,
     pub start: usize,
     pub task: &'static str,
+    /// The items' argument tuples, encoded as one sequence.
     pub data: Vec<u8>,
-    pub ends: Vec<u32>,
-    pub item_fds: Vec<u32>,
+    pub count: usize,
     pub fds: Vec<OwnedFd>,
 }
 
@@ -51,13 +59,12 @@ impl Chunk {
             start,
             task,
             data: Vec::new(),
-            ends: Vec::new(),
-            item_fds: Vec::new(),
+            count: 0,
             fds: Vec::new(),
         }
     }
     pub(crate) fn len(&self) -> usize {
-        self.ends.len()
+        self.count
     }
 }
 
@@ -336,6 +343,9 @@ enum Event {
 impl Supervisor {
     fn main_loop(&mut self, workers: &mut Vec<Worker>) {
         loop {
+            // replacements first, so that they get chunks in this round: a worker that
+            // sends nothing would not wake the wait below
+            self.top_up(workers);
             // hand chunks to idle workers
             let mut sends = Vec::new();
             {
@@ -379,9 +389,8 @@ impl Supervisor {
                     job: c.job,
                     start: c.start as u64,
                     task: c.task.to_string(),
+                    count: c.count as u32,
                     data: ByteBuf::from(c.data),
-                    ends: c.ends,
-                    item_fds: c.item_fds,
                     fds: c.fds.into_iter().map(SharedFd::new).collect(),
                 });
                 if let Err(e) = workers[i].conn.send(&msg) {
@@ -389,7 +398,6 @@ impl Supervisor {
                     log::debug!("pool: sending a task to a worker failed: {e}");
                 }
             }
-            self.top_up(workers);
             match self.wait(workers) {
                 Ok(events) => {
                     for ev in events {
@@ -486,23 +494,29 @@ impl Supervisor {
             Ok(FromWorker::Done {
                 job,
                 start,
-                outcomes,
+                results,
                 retiring,
             }) => {
                 self.early_deaths = 0;
-                let busy = w.busy.take();
-                let task = busy.as_ref().map_or("", |b| b.task);
                 if retiring {
                     w.stopping = true;
                 }
+                // our own record of what the worker held decides where results go
+                let Some(b) = w.busy.take() else {
+                    log::error!("pool: a worker sent results it was not asked for");
+                    return;
+                };
+                if (job, start) != (b.job, b.start as u64) {
+                    log::error!("pool: a worker answered for another chunk");
+                }
                 let mut st = lock(&self.shared.state);
-                if let Some(j) = st.jobs.get(&job) {
+                if let Some(j) = st.jobs.get(&b.job) {
                     let sink = j.sink.clone();
                     drop(st);
-                    sink.deliver(start as usize, outcomes, task);
+                    sink.deliver(b.start, b.count, results, b.task);
                     st = lock(&self.shared.state);
                 }
-                Self::chunk_done(&mut st, job);
+                Self::chunk_done(&mut st, b.job);
             }
             Ok(FromWorker::InitFailed { message }) => {
                 let task = self.spec.init.as_ref().map_or("", |i| i.0).to_string();

@@ -23,16 +23,15 @@ pub(crate) struct InitSpec {
     pub fds: Vec<SharedFd>,
 }
 
-/// A chunk of items of one task: `data[ends[i-1]..ends[i]]` is item `i`'s encoded
-/// argument tuple; `item_fds[i]` (when not empty) how many of `fds` belong to item `i`.
+/// A chunk of items of one task: `data` is the postcard encoding of the sequence of its
+/// `count` argument tuples, `fds` the descriptors their handles carry, in order.
 #[derive(Serialize, Deserialize, Debug)]
 pub(crate) struct TaskMsg {
     pub job: u64,
     pub start: u64,
     pub task: String,
+    pub count: u32,
     pub data: ByteBuf,
-    pub ends: Vec<u32>,
-    pub item_fds: Vec<u32>,
     pub fds: Vec<SharedFd>,
 }
 
@@ -43,11 +42,13 @@ pub(crate) enum ToWorker {
     Exit,
 }
 
-/// One item's outcome as it travels back.
+/// Why one item (or a whole chunk) failed, as it travels back to the parent.
+#[doc(hidden)]
 #[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum Outcome {
-    Ok(ByteBuf),
+pub enum ItemError {
+    /// The task panicked with this message.
     Panicked { message: String },
+    /// An [`Error`] of this variant name, with its message.
     Failed { kind: String, message: String },
 }
 
@@ -56,7 +57,9 @@ pub(crate) enum FromWorker {
     Done {
         job: u64,
         start: u64,
-        outcomes: Vec<Outcome>,
+        /// The encoded `Vec<Result<R, ItemError>>` of the chunk, or why the whole chunk
+        /// failed (its arguments could not be decoded, the task is not registered …).
+        results: std::result::Result<ByteBuf, ItemError>,
         /// The worker reached `maxtasksperchild` and exits after this message.
         retiring: bool,
     },
@@ -64,28 +67,27 @@ pub(crate) enum FromWorker {
     InitFailed { message: String },
 }
 
-impl Outcome {
-    /// The outcome of a failed call as the parent will see it.
-    fn failed(e: Error) -> Outcome {
+impl ItemError {
+    /// The error of a failed call as the parent will see it.
+    pub(crate) fn failed(e: Error) -> ItemError {
         let kind = e.variant_name().to_string();
         let message = match e {
             Error::NotRegistered { name } => name,
             Error::Codec(m) => m,
             other => other.to_string(),
         };
-        Outcome::Failed { kind, message }
+        ItemError::Failed { kind, message }
     }
 
     /// Back to an [`Error`] in the parent (`task` names the task for a panic).
     pub(crate) fn into_error(self, task: &str) -> Error {
         match self {
-            Outcome::Ok(_) => Error::invalid("not an error"),
-            Outcome::Panicked { message } => Error::TaskPanicked {
+            ItemError::Panicked { message } => Error::TaskPanicked {
                 task: task.to_string(),
                 message,
                 backtrace: String::new(),
             },
-            Outcome::Failed { kind, message } => match kind.as_str() {
+            ItemError::Failed { kind, message } => match kind.as_str() {
                 "NotRegistered" => Error::NotRegistered { name: message },
                 "Codec" => Error::Codec(message),
                 _ => Error::Remote {
@@ -108,37 +110,132 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Runs one registered task call, a panic becoming its outcome.
-fn call(task: &str, args: &[u8], fds: Vec<OwnedFd>) -> Outcome {
-    let entry = match crate::spawn::task_by_name(task) {
-        Ok(e) => e,
-        Err(e) => return Outcome::failed(e),
-    };
-    match panic::catch_unwind(AssertUnwindSafe(|| (entry.call)(args, fds))) {
-        Ok(Ok(bytes)) => Outcome::Ok(ByteBuf::from(bytes)),
-        Ok(Err(e)) => Outcome::failed(e),
-        Err(p) => Outcome::Panicked {
-            message: panic_message(&*p),
-        },
+/// Runs `f` on every item of a chunk, a panic failing only its own item (what
+/// `#[mp::task]`'s chunk trampoline calls).
+#[doc(hidden)]
+pub fn run_items<A, R>(
+    items: Vec<A>,
+    f: impl Fn(A) -> R,
+) -> Vec<std::result::Result<R, ItemError>> {
+    items
+        .into_iter()
+        .map(|a| {
+            panic::catch_unwind(AssertUnwindSafe(|| f(a))).map_err(|p| ItemError::Panicked {
+                message: panic_message(&*p),
+            })
+        })
+        .collect()
+}
+
+/// A chunk's results on the wire: the successful values in item order, then the failed
+/// items by index. A chunk without failures decodes as a plain `Vec<R>`, with no
+/// per-item tag.
+pub(crate) type ChunkResults<R> = (Vec<R>, Vec<(u32, ItemError)>);
+
+/// Serializes the successful values of `items` (less those listed in `skip`) as a
+/// sequence, without collecting them first.
+struct OkSeq<'a, R> {
+    items: &'a [std::result::Result<R, ItemError>],
+    skip: &'a [u32],
+}
+
+impl<R: Serialize> Serialize for OkSeq<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let keep = |i: usize, r: &std::result::Result<R, ItemError>| {
+            r.is_ok() && self.skip.binary_search(&(i as u32)).is_err()
+        };
+        let n = self
+            .items
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| keep(*i, r))
+            .count();
+        let mut seq = s.serialize_seq(Some(n))?;
+        for (i, r) in self.items.iter().enumerate() {
+            if let (true, Ok(v)) = (keep(i, r), r) {
+                seq.serialize_element(v)?;
+            }
+        }
+        seq.end()
     }
 }
 
-fn run_chunk(t: TaskMsg) -> Vec<Outcome> {
-    let mut fds = t.fds.into_iter().map(SharedFd::into_owned);
-    let mut out = Vec::with_capacity(t.ends.len());
-    let mut begin = 0usize;
-    for (i, &end) in t.ends.iter().enumerate() {
-        let end = end as usize;
-        let Some(args) = t.data.get(begin..end) else {
-            out.push(Outcome::failed(Error::Codec("malformed pool chunk".into())));
-            continue;
-        };
-        begin = end;
-        let n = t.item_fds.get(i).copied().unwrap_or(0) as usize;
-        let item_fds: Vec<OwnedFd> = fds.by_ref().take(n).collect();
-        out.push(call(&t.task, args, item_fds));
+/// Encodes a chunk's results in one go (as [`ChunkResults`]); when that fails (a result
+/// whose `Serialize` errs), each unencodable result becomes its item's error, so the
+/// others still arrive (CPython's `MaybeEncodingError` fails only that item).
+pub(crate) fn encode_items<R: Serialize>(
+    items: &[std::result::Result<R, ItemError>],
+) -> Result<Vec<u8>> {
+    encode_skipping(items, &[]).or_else(|_| {
+        let bad: Vec<(u32, ItemError)> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                let e = crate::codec::encode(r.as_ref().ok()?).err()?;
+                let msg = format!("the task's result could not be encoded: {e}");
+                Some((i as u32, ItemError::failed(Error::Codec(msg))))
+            })
+            .collect();
+        encode_skipping(items, &bad)
+    })
+}
+
+/// [`encode_items`] with the items of `bad` (sorted by index) failed by their error.
+fn encode_skipping<R: Serialize>(
+    items: &[std::result::Result<R, ItemError>],
+    bad: &[(u32, ItemError)],
+) -> Result<Vec<u8>> {
+    let skip: Vec<u32> = bad.iter().map(|(i, _)| *i).collect();
+    let mut errors: Vec<(u32, &ItemError)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i as u32, e)))
+        .chain(bad.iter().map(|(i, e)| (*i, e)))
+        .collect();
+    errors.sort_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(capacity_for::<R>(items.len()));
+    crate::codec::encode_into(&(OkSeq { items, skip: &skip }, errors), &mut out)?;
+    Ok(out)
+}
+
+/// A first guess at the encoded size of `n` values of `T` (postcard's varints make
+/// plain numbers at most about their in-memory size), capped at 64 MiB.
+fn capacity_for<T>(n: usize) -> usize {
+    n.saturating_mul(std::mem::size_of::<T>() + 2)
+        .saturating_add(16)
+        .min(64 << 20)
+}
+
+/// `call_chunk` of a registration that is not a function (a `Run` type).
+#[doc(hidden)]
+pub fn not_a_pool_task(_: &[u8], _: Vec<OwnedFd>) -> Result<Vec<u8>> {
+    Err(Error::invalid("a Run type cannot be a pool task"))
+}
+
+/// Runs one registered task call (the initializer), a panic becoming its error.
+fn call(task: &str, args: &[u8], fds: Vec<OwnedFd>) -> std::result::Result<(), ItemError> {
+    let entry = crate::spawn::task_by_name(task).map_err(ItemError::failed)?;
+    match panic::catch_unwind(AssertUnwindSafe(|| (entry.call)(args, fds))) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(ItemError::failed(e)),
+        Err(p) => Err(ItemError::Panicked {
+            message: panic_message(&*p),
+        }),
     }
-    out
+}
+
+fn run_chunk(t: TaskMsg) -> std::result::Result<ByteBuf, ItemError> {
+    let entry = crate::spawn::task_by_name(&t.task).map_err(ItemError::failed)?;
+    let fds = t.fds.into_iter().map(SharedFd::into_owned).collect();
+    // a panic outside any item (decoding a handle, say) fails the chunk, not the worker
+    match panic::catch_unwind(AssertUnwindSafe(|| (entry.call_chunk)(&t.data, fds))) {
+        Ok(Ok(bytes)) => Ok(ByteBuf::from(bytes)),
+        Ok(Err(e)) => Err(ItemError::failed(e)),
+        Err(p) => Err(ItemError::Panicked {
+            message: panic_message(&*p),
+        }),
+    }
 }
 
 /// The worker's main loop: run the initializer, then chunks until told to exit, the
@@ -148,9 +245,9 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
     if let Some(init) = init {
         let fds = init.fds.into_iter().map(SharedFd::into_owned).collect();
         let message = match call(&init.task, &init.args, fds) {
-            Outcome::Ok(_) => None,
-            Outcome::Panicked { message } => Some(message),
-            Outcome::Failed { kind, message } => Some(format!("{kind}: {message}")),
+            Ok(()) => None,
+            Err(ItemError::Panicked { message }) => Some(message),
+            Err(ItemError::Failed { kind, message }) => Some(format!("{kind}: {message}")),
         };
         if let Some(message) = message {
             let _ = conn.send(&FromWorker::InitFailed { message });
@@ -165,13 +262,13 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
             Ok(ToWorker::Exit) | Err(_) => return,
         };
         let (job, start) = (t.job, t.start);
-        let outcomes = run_chunk(t);
+        let results = run_chunk(t);
         done += 1;
         let retiring = maxtasks.is_some_and(|m| done >= m);
         let msg = FromWorker::Done {
             job,
             start,
-            outcomes,
+            results,
             retiring,
         };
         if conn.send(&msg).is_err() || retiring {
@@ -180,27 +277,25 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
     }
 }
 
-/// Encodes `args` (a task's argument tuple) into `data`, recording its end and the
-/// descriptors its handles carry.
-pub(crate) fn encode_item<A: Serialize>(
-    args: &A,
-    data: &mut Vec<u8>,
-    ends: &mut Vec<u32>,
-    item_fds: &mut Vec<u32>,
-    fds: &mut Vec<OwnedFd>,
+/// Encodes a chunk's argument tuples as one sequence, with the descriptors their
+/// handles carry.
+pub(crate) fn fill_chunk<A: Serialize>(
+    c: &mut super::supervisor::Chunk,
+    items: &[A],
 ) -> Result<()> {
+    // sized up front: growing the buffer by doubling cost more than the encoding
     let guard = crate::reduction::EncodeFds::begin();
-    crate::codec::encode_into(args, data)?;
-    let item = guard.finish();
-    let end = u32::try_from(data.len()).map_err(|_| {
-        Error::invalid("a pool chunk may not exceed 4 GiB: use a smaller chunksize")
-    })?;
-    ends.push(end);
-    if !item.is_empty() || !item_fds.is_empty() {
-        // first item with descriptors: earlier items had none
-        item_fds.resize(ends.len() - 1, 0);
-        item_fds.push(item.len() as u32);
-        fds.extend(item);
+    let mut data = Vec::with_capacity(capacity_for::<A>(items.len()));
+    let encoded = crate::codec::encode_into(items, &mut data);
+    let fds = guard.finish();
+    encoded?;
+    if u32::try_from(data.len()).is_err() || u32::try_from(items.len()).is_err() {
+        return Err(Error::invalid(
+            "a pool chunk may not exceed 4 GiB: use a smaller chunksize",
+        ));
     }
+    c.data = data;
+    c.count = items.len();
+    c.fds = fds;
     Ok(())
 }

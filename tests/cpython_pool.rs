@@ -129,7 +129,8 @@ fn test_map_and_starmap() {
 fn test_map_async_callbacks() {
     for_each_method(|ctx| {
         let pool = ctx.pool(Some(2)).unwrap();
-        let calls: Arc<Mutex<Vec<Result<Vec<i64>, String>>>> = Arc::default();
+        type Calls = Vec<Result<Vec<i64>, String>>;
+        let calls: Arc<Mutex<Calls>> = Arc::default();
         let (c1, c2) = (calls.clone(), calls.clone());
         let r = pool.map_async_with(
             parse_int,

@@ -187,6 +187,11 @@ impl ThreadPool {
         })
     }
 
+    /// The number of worker threads.
+    pub fn processes(&self) -> usize {
+        self.size
+    }
+
     fn submit(&self, job: Job) {
         if let Err(e) = self.shared.push_running(job) {
             let (job, e) = *e;
@@ -364,6 +369,44 @@ impl ThreadPool {
             Some(Box::new(callback)),
             Some(Box::new(error_callback)),
         )
+    }
+
+    /// `map_async(f, items, chunksize)`.
+    pub fn map_async_chunked<F, A, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: usize,
+    ) -> AsyncResult<Vec<F::Output>>
+    where
+        F: ThreadTask<(A,)>,
+        A: Send + 'static,
+        I: IntoIterator<Item = A>,
+        F::Output: Send + 'static,
+    {
+        self.map_inner(
+            f,
+            items.into_iter().map(|a| (a,)),
+            Some(chunksize),
+            None,
+            None,
+        )
+    }
+
+    /// `starmap(f, tuples, chunksize)`.
+    pub fn starmap_chunked<F, Args, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: usize,
+    ) -> Result<Vec<F::Output>>
+    where
+        F: ThreadTask<Args>,
+        Args: Send + 'static,
+        I: IntoIterator<Item = Args>,
+        F::Output: Send + 'static,
+    {
+        self.map_inner(f, items, Some(chunksize), None, None).get()
     }
 
     /// `starmap(f, tuples)`.

@@ -37,6 +37,7 @@ pub mod dummy;
 pub mod error;
 mod forkserver;
 pub mod heap;
+mod join_handle;
 pub mod pool;
 mod popen_fork;
 mod popen_forkserver;

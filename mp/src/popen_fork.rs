@@ -5,8 +5,14 @@
 //! fork server is the server's: its sentinel is the status socket the server writes
 //! the exit code to (see `popen_forkserver`).
 
+use crate::codec;
 use crate::error::{Error, Result};
+use crate::process::Meta;
+use crate::spawn::{self, Payload};
+use crate::util::lock;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -99,7 +105,7 @@ impl Popen {
 
     /// The exit code if the child has ended (never blocks).
     pub(crate) fn poll(&self) -> Option<i32> {
-        let mut rc = self.returncode.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rc = lock(&self.returncode);
         if rc.is_some() {
             return *rc;
         }
@@ -200,6 +206,52 @@ pub(crate) enum ForkWork {
     Payload(Vec<u8>, Vec<OwnedFd>),
     /// Run a closure (`Process::from_closure`).
     Closure(Box<dyn FnOnce() + Send>),
+}
+
+/// The socket a task's result comes back on, when it is wanted (`mp::spawn`).
+pub(crate) fn result_pair(want: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !want {
+        return Ok((None, None));
+    }
+    let (ours, theirs) = UnixStream::pair()?;
+    Ok((Some(ours.into()), Some(theirs.into())))
+}
+
+/// Forks a child running `work` (CPython's `popen_fork.Popen._launch`).
+pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
+    spawn::ensure_panic_hook(); // before the fork: see ensure_panic_hook
+    let (ours, theirs) = result_pair(want_result)?;
+    // Hold mp's locks across fork so the child never inherits one mid-update.
+    let locks = crate::process::lock_for_fork();
+    let pid = match fork() {
+        Ok(None) => {
+            drop(ours);
+            locks.in_child(Some(meta.clone()));
+            spawn::after_fork_child(&meta);
+            match work {
+                ForkWork::Payload(bytes, fds) => match codec::decode::<Payload>(&bytes) {
+                    Ok(p) => spawn::run_task(p, fds, theirs),
+                    Err(e) => {
+                        eprintln!("mp: bad payload: {e}");
+                        exit_now(1)
+                    }
+                },
+                ForkWork::Closure(f) => {
+                    let code = spawn::run_guarded(&meta.name, AssertUnwindSafe(f))
+                        .map(|_| 0)
+                        .unwrap_or(1);
+                    spawn::finish_child(code)
+                }
+            }
+        }
+        other => other,
+    };
+    drop(locks);
+    let pid = pid?.expect("parent side of fork");
+    drop(theirs);
+    let popen = Popen::direct(pid);
+    *lock(&popen.result_sock) = ours;
+    Ok(popen)
 }
 
 /// Forks: `Ok(None)` in the child, `Ok(Some(pid))` in the parent. The child must end

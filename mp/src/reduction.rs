@@ -478,6 +478,35 @@ pub fn read_frame(fd: BorrowedFd<'_>, kind: FdKind, max: usize) -> Result<(Vec<u
     Ok((body, fds))
 }
 
+/// A function of this binary serialized as an offset from an anchor function: the
+/// same executable (fork, spawn and forkserver children all run it) maps it at the
+/// same offset, whatever the load address. (A `Barrier`'s action travels this way.)
+#[inline(never)]
+fn anchor() {}
+
+/// `f` as (offset from the anchor, offset of a check function): see [`offset_to_fn`].
+pub(crate) fn fn_to_offset(f: fn()) -> (i64, i64) {
+    let a = anchor as fn() as usize as i64;
+    // a second function checks that the receiver runs the same build
+    let check = crate::spawn::freeze_support as fn() as usize as i64;
+    ((f as usize as i64).wrapping_sub(a), check.wrapping_sub(a))
+}
+
+/// The function [`fn_to_offset`] encoded, or `None` if this process runs another
+/// executable (the check offset differs).
+pub(crate) fn offset_to_fn(off: i64, check: i64) -> Option<fn()> {
+    let a = anchor as fn() as usize as i64;
+    let mine = (crate::spawn::freeze_support as fn() as usize as i64).wrapping_sub(a);
+    if mine != check {
+        return None;
+    }
+    let p = a.wrapping_add(off) as usize;
+    // SAFETY: the sender computed `off` from a `fn()` of the same executable (the
+    // check offset matches, so the code layout is the same); the same offset from
+    // the same anchor is that function here.
+    Some(unsafe { std::mem::transmute::<usize, fn()>(p) })
+}
+
 /// Takes ownership of a raw descriptor number inherited across exec.
 ///
 /// # Safety

@@ -64,15 +64,13 @@ pub trait NoCodec<T> {
 
 impl<T> NoCodec<T> for &Probe<T> {
     fn decode_args(&self, _: &[u8], _: Vec<std::os::fd::OwnedFd>) -> crate::Result<T> {
-        Err(crate::Error::Codec(format!(
-            "{} cannot be decoded",
-            std::any::type_name::<T>()
-        )))
+        Err(crate::Error::Codec(
+            format!("{} cannot be decoded", std::any::type_name::<T>()).into(),
+        ))
     }
     fn encode_result(&self, _: &T) -> crate::Result<Vec<u8>> {
-        Err(crate::Error::Codec(format!(
-            "{} cannot be encoded",
-            std::any::type_name::<T>()
-        )))
+        Err(crate::Error::Codec(
+            format!("{} cannot be encoded", std::any::type_name::<T>()).into(),
+        ))
     }
 }

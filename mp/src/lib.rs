@@ -65,7 +65,7 @@ mod reexports {
     pub use crate::synchronize::root_exports::*;
 }
 pub use context::root_exports::*;
-pub use error::{Error, Result};
+pub use error::{CodecError, Error, Result};
 pub use process::root_exports::*;
 #[allow(unused_imports)]
 pub use reexports::*;

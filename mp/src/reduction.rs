@@ -437,9 +437,12 @@ pub fn read_frame_header(
             return Err(Error::Eof);
         }
         let len = u64::from_be_bytes(l);
-        usize::try_from(len).map_err(|_| Error::Codec(format!("frame length {len} too large")))
+        usize::try_from(len)
+            .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
     } else if n < 0 {
-        Err(Error::Codec(format!("malformed frame header: length {n}")))
+        Err(Error::Codec(
+            format!("malformed frame header: length {n}").into(),
+        ))
     } else {
         Ok(n as usize)
     }

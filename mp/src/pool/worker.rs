@@ -70,7 +70,7 @@ impl Outcome {
         let kind = e.variant_name().to_string();
         let message = match e {
             Error::NotRegistered { name } => name,
-            Error::Codec(m) => m,
+            Error::Codec(m) => m.into(),
             other => other.to_string(),
         };
         Outcome::Failed { kind, message }
@@ -87,7 +87,7 @@ impl Outcome {
             },
             Outcome::Failed { kind, message } => match kind.as_str() {
                 "NotRegistered" => Error::NotRegistered { name: message },
-                "Codec" => Error::Codec(message),
+                "Codec" => Error::Codec(message.into()),
                 _ => Error::Remote {
                     kind,
                     message,

@@ -398,9 +398,12 @@ impl Ring {
             let tail = self.h().tail.tail.load(Relaxed);
             self.h().head.store(tail, Release);
             self.h().tail.count.store(0, Release);
-            return Some(Err(Error::Codec(format!(
+            return Some(Err(Error::Codec(
+                format!(
                 "queue ring corrupted (entry kind {kind}, length {len}); its items were dropped"
-            ))));
+            )
+                .into(),
+            )));
         }
         let mut size = ENTRY_HDR as u64;
         let mut out = Ok((Vec::new(), Vec::new()));
@@ -512,9 +515,9 @@ fn read_memfd(fd: OwnedFd, len: usize) -> Result<Vec<u8>> {
     let file = std::fs::File::from(fd);
     let real = file.metadata()?.len();
     if real != len as u64 {
-        return Err(Error::Codec(format!(
-            "queue item of {len} bytes arrived with {real}"
-        )));
+        return Err(Error::Codec(
+            format!("queue item of {len} bytes arrived with {real}").into(),
+        ));
     }
     let mut out = vec![0u8; len];
     std::os::unix::fs::FileExt::read_exact_at(&file, &mut out, 0)?;

@@ -34,6 +34,7 @@ pub fn type_id_of_val<T: 'static>(_: &T) -> std::any::TypeId {
 /// error. The fallback only exists so that a non-serializable type is reported once,
 /// by `assert_arg`/`assert_ret` at the type's own span, instead of again at the
 /// attribute.
+#[derive(Debug)]
 pub struct Probe<T>(std::marker::PhantomData<T>);
 
 impl<T> Probe<T> {

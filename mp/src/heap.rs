@@ -50,6 +50,7 @@ pub struct Arena {
 // SAFETY: the mapping is shared memory accessed only through atomics or raw pointers by
 // the types built on it; the pointer itself is valid for the arena's lifetime.
 unsafe impl Send for Arena {}
+// SAFETY: as for Send: shared access goes through atomics or the users' own locks.
 unsafe impl Sync for Arena {}
 
 impl Drop for Arena {
@@ -254,6 +255,7 @@ impl Drop for Alloc {
 // SAFETY: `base` points into the arena the Alloc keeps alive; shared memory is accessed
 // through atomics or under the caller's synchronization.
 unsafe impl Send for Alloc {}
+// SAFETY: as for Send.
 unsafe impl Sync for Alloc {}
 
 /// A `#[repr(C)]` header of atomics that lives at the start of a [`Block`] and is
@@ -433,7 +435,10 @@ impl Block {
     /// The block must have been written with valid `T`s (`T` plain old data).
     pub(crate) unsafe fn read<T>(&self, i: usize) -> T {
         assert!(self.fits::<T>(i + 1));
-        std::ptr::read_volatile((self.as_ptr() as *const T).add(i))
+        // SAFETY: element i is inside the block (asserted) and aligned (blocks are
+        // 16-aligned, T's alignment is at most 16: `fits`); the caller guarantees the
+        // bytes are a valid T.
+        unsafe { std::ptr::read_volatile((self.as_ptr() as *const T).add(i)) }
     }
 
     /// Writes element `i` of the block seen as an array of `T` (volatile).
@@ -442,7 +447,9 @@ impl Block {
     /// `T` must be plain old data without drop glue.
     pub(crate) unsafe fn write<T>(&self, i: usize, v: T) {
         assert!(self.fits::<T>(i + 1));
-        std::ptr::write_volatile((self.as_ptr() as *mut T).add(i), v)
+        // SAFETY: in bounds and aligned as for `read`; T is plain old data (the
+        // caller's contract), so overwriting needs no drop.
+        unsafe { std::ptr::write_volatile((self.as_ptr() as *mut T).add(i), v) }
     }
 
     /// The block as a mutable slice of `n` `T`s.
@@ -453,7 +460,9 @@ impl Block {
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn slice_mut<T>(&self, n: usize) -> &mut [T] {
         assert!(self.fits::<T>(n));
-        std::slice::from_raw_parts_mut(self.as_ptr() as *mut T, n)
+        // SAFETY: n elements fit in the block and are aligned (`fits`); the caller
+        // holds the lock guarding the block and the memory holds valid Ts.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr() as *mut T, n) }
     }
 }
 

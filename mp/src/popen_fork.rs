@@ -163,6 +163,7 @@ impl Popen {
             loop {
                 // SAFETY: zeroed siginfo_t is valid; waitid on our own child.
                 let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: `info` is a valid out-parameter; waitid on our own child.
                 let r = unsafe {
                     libc::waitid(
                         libc::P_PID,

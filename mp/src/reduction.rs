@@ -515,7 +515,8 @@ pub(crate) fn offset_to_fn(off: i64, check: i64) -> Option<fn()> {
 /// # Safety
 /// `fd` must be open and owned by nobody else in this process.
 pub(crate) unsafe fn owned_from_raw(fd: RawFd) -> OwnedFd {
-    OwnedFd::from_raw_fd(fd)
+    // SAFETY: the caller guarantees `fd` is open and owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// `poll(2)` on `fds` for readability; returns the indices of the ready ones (readable,

@@ -33,6 +33,7 @@ pub(crate) const ENV_FORKSERVER: &str = "MP_FORKSERVER_FD";
 
 /// One registered task: what `#[mp::task]` emits.
 #[doc(hidden)]
+#[derive(Debug)]
 pub struct TaskEntry {
     /// `module_path!()::name` (or the type path for a `Run` impl).
     pub name: &'static str,

@@ -55,7 +55,7 @@ impl Counts {
     }
 }
 
-/// A condition variable on a [`Lock`] or [`RLock`] (Python:
+/// A condition variable on a [`Lock`](super::Lock) or [`RLock`] (Python:
 /// `multiprocessing.Condition`; an `RLock` by default).
 ///
 /// `notify(n)` wakes at most `n` waiters: each notification hands out "tokens" to

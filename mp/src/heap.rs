@@ -32,7 +32,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Alignment (and size granularity) of every block.
 const ALIGN: usize = 16;
@@ -69,9 +69,7 @@ impl std::fmt::Debug for Arena {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::util::lock;
 
 /// Mappings of this process, by (st_dev, st_ino): a received arena fd that is already
 /// mapped reuses the mapping.

@@ -10,7 +10,9 @@
 //! Before any sleep, a waiter spins for at most [`SPIN_FOR`] re-checking its condition
 //! ([`spin_until`]): a futex sleep and wake-up across CPUs costs 20–25 µs on the VMs this
 //! runs on, so a critical section or a hand-over that ends sooner is cheaper to spin
-//! through. A non-blocking attempt ([`Deadline::Now`]) never spins. This is the only
+//! through. The first rounds busy-wait (exponentially longer), the later ones
+//! `sched_yield`, so on a single CPU the party being waited for runs instead of being
+//! watched. A non-blocking attempt ([`Deadline::Now`]) never spins. This is the only
 //! spin loop of `mp`: the locks, the semaphore, the condition, the event, the barrier
 //! and the queue all go through it (parking_lot's `SpinWait` plays the same role there).
 //!
@@ -121,19 +123,32 @@ pub(crate) fn spin_until(dl: Deadline, mut pred: impl FnMut() -> bool) -> bool {
 
 #[cold]
 fn spin_slow(pred: &mut dyn FnMut() -> bool) -> bool {
+    // parking_lot's SpinWait shape: a few rounds of exponentially longer busy-waits,
+    // then `sched_yield`s, so that on a single CPU (or an oversubscribed machine) the
+    // party we wait for gets to run instead of watching us spin; all within SPIN_FOR.
     let start = Instant::now();
+    let mut round = 0u32;
     loop {
-        for _ in 0..32 {
-            std::hint::spin_loop();
-            if pred() {
-                return true;
+        if round < SPIN_ROUNDS {
+            for _ in 0..(8u32 << round) {
+                std::hint::spin_loop();
             }
+        } else {
+            std::thread::yield_now();
         }
+        if pred() {
+            return true;
+        }
+        round += 1;
         if start.elapsed() >= SPIN_FOR {
             return false;
         }
     }
 }
+
+/// Busy-wait rounds (8, then 16 `pause`s) before the spin policy yields instead: on one
+/// CPU, every busy round only delays the party being waited for.
+const SPIN_ROUNDS: u32 = 2;
 
 /// Waits until `pred()` holds, sleeping on `w` (whose value changes whenever `pred`
 /// may have become true). `waiters` counts sleepers so wakers can skip the syscall.

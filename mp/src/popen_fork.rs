@@ -13,7 +13,7 @@ use crate::util::lock;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How a child's exit status is collected.
@@ -27,8 +27,13 @@ pub(crate) enum Reaper {
 /// A started child, as its parent sees it.
 pub(crate) struct Popen {
     pub pid: u32,
-    /// The pidfd (opened on first need) or the fork server's status socket.
-    sentinel: OnceLock<OwnedFd>,
+    /// The pidfd (opened at start) or the fork server's status socket.
+    sentinel: OwnedFd,
+    /// For a fork-server child: a pidfd to signal it through (`None` if it had already
+    /// ended when we tried). A direct child is signalled through its sentinel pidfd.
+    /// Signals go through `pidfd_send_signal`, never to another process that reused
+    /// the pid.
+    signal_fd: Option<OwnedFd>,
     reaper: Reaper,
     returncode: Mutex<Option<i32>>,
     /// The parent's end of the payload socket, kept when the task's result is wanted.
@@ -68,21 +73,44 @@ pub(crate) fn pidfd(pid: u32) -> Result<OwnedFd> {
 }
 
 impl Popen {
-    /// A child of ours: its pidfd is opened when first needed (a plain `join` never
-    /// needs one).
-    pub(crate) fn direct(pid: u32) -> Self {
-        Self::with_sentinel(pid, OnceLock::new(), Reaper::Direct)
+    /// A child of ours, just started (not yet reaped, so `pid` is still ours): its
+    /// pidfd is opened now, so the sentinel and signals name this child for good,
+    /// whatever happens to the pid after it is reaped.
+    pub(crate) fn direct(pid: u32) -> Result<Self> {
+        match pidfd(pid) {
+            Ok(fd) => Ok(Self::with_sentinel(pid, fd, None, Reaper::Direct)),
+            Err(e) => {
+                // no handle on it (EMFILE …): do not leave it running unreaped
+                // SAFETY: plain syscalls on our own, unreaped child.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// A child of the fork server, whose exit code arrives on `status`.
+    /// A child of the fork server, whose exit code arrives on `status`. Its pidfd (for
+    /// signals) is opened now; it names the child as long as the server has not
+    /// reported its exit, which is checked right after opening it.
     pub(crate) fn server(pid: u32, status: OwnedFd) -> Self {
-        Self::with_sentinel(pid, OnceLock::from(status), Reaper::Server)
+        let signal_fd = pidfd(pid)
+            .ok()
+            .filter(|_| !wait_readable(status.as_fd(), Some(Duration::ZERO)).unwrap_or(true));
+        Self::with_sentinel(pid, status, signal_fd, Reaper::Server)
     }
 
-    fn with_sentinel(pid: u32, sentinel: OnceLock<OwnedFd>, reaper: Reaper) -> Self {
+    fn with_sentinel(
+        pid: u32,
+        sentinel: OwnedFd,
+        signal_fd: Option<OwnedFd>,
+        reaper: Reaper,
+    ) -> Self {
         Popen {
             pid,
             sentinel,
+            signal_fd,
             reaper,
             returncode: Mutex::new(None),
             result_sock: Mutex::new(None),
@@ -90,12 +118,7 @@ impl Popen {
     }
 
     fn sentinel_fd(&self) -> Result<BorrowedFd<'_>> {
-        if let Some(fd) = self.sentinel.get() {
-            return Ok(fd.as_fd());
-        }
-        let fd = pidfd(self.pid)?;
-        let _ = self.sentinel.set(fd); // another thread may have won: either is fine
-        Ok(self.sentinel.get().expect("set above").as_fd())
+        Ok(self.sentinel.as_fd())
     }
 
     /// A descriptor readable once the child ended.
@@ -125,7 +148,7 @@ impl Popen {
                 }
             }
             Reaper::Server => {
-                let status = self.sentinel.get()?;
+                let status = &self.sentinel;
                 if let Ok(true) = wait_readable(status.as_fd(), Some(Duration::ZERO)) {
                     let mut buf = [0u8; 4];
                     let mut fds = Vec::new();
@@ -189,15 +212,20 @@ impl Popen {
         if self.poll().is_some() {
             return Ok(());
         }
-        // SAFETY: plain syscall.
-        let r = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(e.into());
-            }
+        let fd = match self.reaper {
+            Reaper::Direct => &self.sentinel,
+            Reaper::Server => match &self.signal_fd {
+                Some(fd) => fd,
+                None => return Ok(()), // it had ended before we could open a pidfd
+            },
+        };
+        let sig = rustix::process::Signal::from_named_raw(sig)
+            .ok_or_else(|| Error::invalid(format!("invalid signal {sig}")))?;
+        match rustix::process::pidfd_send_signal(fd, sig) {
+            // ESRCH: it has exited (not yet reaped): nothing to do, as for kill(2)
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 }
 
@@ -250,7 +278,7 @@ pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Po
     drop(locks);
     let pid = pid?.expect("parent side of fork");
     drop(theirs);
-    let popen = Popen::direct(pid);
+    let popen = Popen::direct(pid)?;
     *lock(&popen.result_sock) = ours;
     Ok(popen)
 }

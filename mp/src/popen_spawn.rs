@@ -96,7 +96,7 @@ pub(crate) fn launch(payload: &Payload, fds: Vec<OwnedFd>, want_result: bool) ->
     let exe = crate::context::executable()?;
     let pid = spawn_with_socket(&exe, &theirs, crate::spawn::ENV_CHILD)?;
     drop(theirs);
-    let popen = Popen::direct(pid);
+    let popen = Popen::direct(pid)?;
     let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
     // The child acknowledges its payload with one byte; end of file instead means it
     // died (or was not an mp program) before reading it: an error, never a hang.

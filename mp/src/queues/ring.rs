@@ -243,15 +243,24 @@ impl Ring {
         RawLock::unlock(&self.h().lock);
     }
 
+    /// Ring bytes in use, read without the lock (a hint). The head is read first: both
+    /// only grow, so the tail read after it is at least as large (read the other way
+    /// round, consumers can move the head past the tail read before it, and the
+    /// difference underflows). Saturating all the same: the words are shared memory.
+    fn used(&self) -> usize {
+        let head = self.h().head.load(Acquire);
+        let tail = self.h().tail.tail.load(Acquire);
+        tail.saturating_sub(head) as usize
+    }
+
     /// Whether an item of `size` ring bytes could go in now (read without the lock: a hint).
     pub(super) fn has_room(&self, size: usize) -> bool {
         let max = self.maxsize();
         if max > 0 && self.count() >= max {
             return false;
         }
-        let used = self.h().tail.tail.load(Acquire) - self.h().head.load(Acquire);
         // worst case a wrap wastes up to `size` bytes at the end of the ring
-        used as usize + 2 * size <= self.capacity()
+        self.used() + 2 * size <= self.capacity()
     }
 
     /// What a putter waiting for room sleeps until: a free slot of a bounded queue, or
@@ -261,8 +270,7 @@ impl Ring {
         if self.maxsize() > 0 {
             return self.has_room(size);
         }
-        let used = (self.h().tail.tail.load(Acquire) - self.h().head.load(Acquire)) as usize;
-        self.capacity().saturating_sub(used) >= self.capacity() / 4 && self.has_room(size)
+        self.capacity().saturating_sub(self.used()) >= self.capacity() / 4 && self.has_room(size)
     }
 
     /// After a get: wake sleeping putters when there is the room they wait for.
@@ -315,7 +323,7 @@ impl Ring {
         let size = e.ring_size() as u64;
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
-        if (tail - head) + waste + size > cap {
+        if tail.saturating_sub(head) + waste + size > cap {
             return Ok(false);
         }
         let seq = self.h().tail.seq.load(Relaxed);

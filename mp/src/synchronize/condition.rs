@@ -220,9 +220,15 @@ impl Condition {
 
     /// Waits until `predicate()` is true, at most `timeout` in all (Python:
     /// `wait_for`). Returns the predicate's last value.
+    ///
+    /// Without the lock held by the caller it returns the predicate's value at once
+    /// (Python raises `RuntimeError`; waiting could never be woken correctly).
     pub fn wait_for(&self, mut predicate: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
         let dl = Deadline::after(timeout);
         let mut result = predicate();
+        if !self.lock.held() {
+            return result;
+        }
         while !result {
             let left = match dl {
                 Deadline::Never => None,

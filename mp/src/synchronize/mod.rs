@@ -171,10 +171,14 @@ pub struct Lock {
     block: Block,
 }
 
-/// A [`Lock`] in shared memory: one [`RawLock`] word.
+/// A [`Lock`] in shared memory.
 #[repr(C)]
 struct LockHeader {
+    /// The [`RawLock`] word.
     word: AtomicU32,
+    /// The thread that acquired it last (its kernel thread id; 0 once released): only
+    /// consulted by a [`Condition`] on this lock, which only its holder may use.
+    holder: AtomicU32,
 }
 // SAFETY: repr(C), one atomic: every bit pattern is valid.
 unsafe impl SharedHeader for LockHeader {}
@@ -189,17 +193,26 @@ impl Lock {
         })
     }
     #[inline]
+    fn h(&self) -> &LockHeader {
+        self.block.header()
+    }
+    #[inline]
     fn word(&self) -> &AtomicU32 {
-        &self.block.header::<LockHeader>().word
+        &self.h().word
     }
     #[inline]
     pub(super) fn acquire_dl(&self, dl: Deadline) -> bool {
-        RawLock::lock(self.word(), dl)
+        let got = RawLock::lock(self.word(), dl);
+        if got {
+            self.h().holder.store(futex::tid(), Relaxed);
+        }
+        got
     }
     acquire_methods!();
     /// Releases; `InvalidState` if the lock is not held.
     #[inline]
     pub fn release(&self) -> Result<()> {
+        self.h().holder.store(0, Relaxed);
         if RawLock::unlock(self.word()) {
             Ok(())
         } else {
@@ -209,6 +222,10 @@ impl Lock {
     /// Whether some process or thread holds the lock.
     pub fn is_locked(&self) -> bool {
         RawLock::is_locked(self.word())
+    }
+    /// Whether the calling thread acquired the lock (and nobody released it since).
+    fn held_by_me(&self) -> bool {
+        self.is_locked() && self.h().holder.load(Relaxed) == futex::tid()
     }
 }
 
@@ -398,10 +415,11 @@ impl AnyLock {
             AnyLock::RLock(l) => l.release(),
         }
     }
-    /// For a `Lock`: held by anyone; for an `RLock`: owned by the caller.
+    /// Whether the calling thread holds the lock (a `Lock` it acquired, an `RLock` it
+    /// owns): what a [`Condition`] checks before `wait` and `notify`.
     pub(super) fn held(&self) -> bool {
         match self {
-            AnyLock::Lock(l) => l.is_locked(),
+            AnyLock::Lock(l) => l.held_by_me(),
             AnyLock::RLock(l) => l.is_owned(),
         }
     }
@@ -606,10 +624,14 @@ pub struct Event {
 /// An [`Event`] in shared memory.
 #[repr(C)]
 struct EventHeader {
-    /// 1 while set (the futex word waiters sleep on).
+    /// 1 while set.
     flag: AtomicU32,
     /// Sleeping waiters (`set` skips the wake-up syscall while 0).
     sleepers: AtomicU32,
+    /// Bumped by every `set`: the futex word waiters sleep on. A waiter returns once it
+    /// changed, even if `clear` already reset the flag (Python's `wait` returns once
+    /// woken by a `set`).
+    sets: AtomicU32,
 }
 // SAFETY: repr(C), atomics only: every bit pattern is valid.
 unsafe impl SharedHeader for EventHeader {}
@@ -630,23 +652,27 @@ impl Event {
     pub fn is_set(&self) -> bool {
         self.h().flag.load(SeqCst) != 0
     }
-    /// Sets the flag, waking every waiter.
+    /// Sets the flag, waking every waiter (a waiter woken by this returns `true` even
+    /// if the flag is cleared again before it runs).
     pub fn set(&self) {
         let h = self.h();
         h.flag.store(1, SeqCst);
+        h.sets.fetch_add(1, SeqCst);
         if h.sleepers.load(SeqCst) > 0 {
-            futex::wake(&h.flag, u32::MAX);
+            futex::wake(&h.sets, u32::MAX);
         }
     }
     /// Clears the flag.
     pub fn clear(&self) {
         self.h().flag.store(0, SeqCst);
     }
-    /// Waits until the flag is set (at most `timeout`); returns the flag.
+    /// Waits until the flag is set (at most `timeout`); `true` if it was set, or a
+    /// `set` happened while waiting.
     pub fn wait(&self, timeout: Option<Duration>) -> bool {
         let h = self.h();
-        futex::wait_until(&h.flag, &h.sleepers, Deadline::after(timeout), || {
-            h.flag.load(SeqCst) != 0
+        let sets = h.sets.load(SeqCst);
+        futex::wait_until(&h.sets, &h.sleepers, Deadline::after(timeout), || {
+            h.flag.load(SeqCst) != 0 || h.sets.load(SeqCst) != sets
         })
     }
 }

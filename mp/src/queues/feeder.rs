@@ -7,7 +7,7 @@
 //! room. At exit the feeder is joined (the buffer flushed) unless
 //! `cancel_join_thread` was called, as in CPython.
 
-use super::ring::{Encoded, Ring};
+use super::ring::{Encoded, Pushed, Ring};
 use super::Core;
 use crate::error::Result;
 use crate::synchronize::futex::{self, Deadline};
@@ -37,15 +37,23 @@ pub(super) struct Local {
 impl Core {
     /// An unbounded put: straight into the ring, or into the feeder's buffer if the ring
     /// is full (or older items are still buffered, to keep this producer's order).
-    pub(super) fn put_nowait_unbounded(self: &Arc<Self>, e: Encoded) -> Result<()> {
+    ///
+    /// `dl` bounds the wait for the ring lock (`try_put`: none; `put_timeout`: its
+    /// timeout): an item that could not get the lock in time is buffered, so even an
+    /// unbounded put honours its deadline.
+    pub(super) fn put_nowait_unbounded(self: &Arc<Self>, e: Encoded, dl: Deadline) -> Result<()> {
         // A full ring usually means a consumer one step behind: spin a few microseconds
         // for room (it frees some with every get) before handing the item to the
         // feeder thread, whose wake-ups would slow both sides to a crawl.
         let mut spun = false;
         while self.local.pending_len.load(Acquire) == 0 {
-            if self.ring.push_once(&e, Deadline::Never)? {
-                e.recycle();
-                return Ok(());
+            match self.ring.push_once(&e, dl)? {
+                Pushed::Done => {
+                    e.recycle();
+                    return Ok(());
+                }
+                Pushed::LockTimedOut => break,
+                Pushed::NoRoom => {}
             }
             let size = e.ring_size();
             if spun || !futex::spin_until(Deadline::Never, || self.ring.has_room(size)) {

@@ -41,10 +41,27 @@
 //!   feeder is joined ([`Queue::join_thread`]) unless [`Queue::cancel_join_thread`] was
 //!   called, as in CPython.
 //! - A consumer killed while it sleeps in `get`, or a producer killed between two puts,
-//!   holds nothing: the others carry on. A process killed in the middle of a put or get
-//!   (while holding the lock, a few microseconds) leaves the lock held: `get_timeout` and
-//!   `put_timeout` then fail after their timeout instead of hanging.
-
+//!   holds nothing: the others carry on.
+//!
+//! # A process killed while it holds the queue
+//! The ring lock records its holder's thread id. A process killed in the middle of a
+//! put or a get (while holding the lock, a few microseconds) is detected by the next
+//! process that waits for the lock, within 20 ms: it takes the lock over and repairs the ring before going on. What the dead
+//! process was doing is then either complete or never happened:
+//! - a put that had not committed (advanced the tail) is dropped: its item is lost,
+//!   never delivered torn;
+//! - a get that had not committed leaves its item in the queue, delivered to the next
+//!   getter; if the dead consumer had already taken the item's descriptors (a large
+//!   item, or one carrying handles), the next getter gets [`Error::Codec`] for that one
+//!   item instead, and the queue carries on;
+//! - items a killed producer had buffered in its own feeder (the ring was full) are
+//!   lost with it.
+//!
+//! Every timed call (`get_timeout`, `put_timeout`, `try_put`, `try_get`) returns by its
+//! deadline whatever state a kill left behind. (The limit of the scheme: a holder's
+//! thread id reused by a new thread before anyone waited would keep the lock looking
+//! held; Linux hands out ids in increasing order, so that takes the whole pid range to
+//! wrap first.)
 //!
 //! # Files
 //! - `ring.rs`: the shared-memory ring (layout, entries, push/pop, validation);
@@ -108,6 +125,10 @@ fn deadline(timeout: Duration) -> Deadline {
 /// between processes. Cloning gives another handle to the same queue; pass it to a
 /// child in a `Process`'s arguments (any start method), through a `Connection`, or in
 /// another queue. Items from one producer arrive in order.
+///
+/// A process killed while using the queue leaves it usable for the others: see the
+/// [module docs](self#a-process-killed-while-it-holds-the-queue) for what happens to
+/// the item it was putting or getting.
 ///
 /// `put` on an unbounded queue never blocks; on a queue made with
 /// [`with_maxsize`](Queue::with_maxsize) it waits for room (`try_put` fails with
@@ -179,7 +200,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
         let e = Encoded::new(&item)?;
         drop(item);
         if self.core.maxsize() == 0 {
-            self.core.put_nowait_unbounded(e)
+            self.core.put_nowait_unbounded(e, Deadline::Never)
         } else {
             self.core.ring.put_wait(e, Deadline::Never)
         }
@@ -190,7 +211,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
         self.core.check_open()?;
         let e = Encoded::new(&item)?;
         if self.core.maxsize() == 0 {
-            return self.core.put_nowait_unbounded(e);
+            return self.core.put_nowait_unbounded(e, Deadline::Now);
         }
         self.core.ring.put_wait(e, Deadline::Now)
     }
@@ -200,7 +221,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
         self.core.check_open()?;
         let e = Encoded::new(&item)?;
         if self.core.maxsize() == 0 {
-            return self.core.put_nowait_unbounded(e);
+            return self.core.put_nowait_unbounded(e, deadline(timeout));
         }
         self.core.ring.put_wait(e, deadline(timeout))
     }

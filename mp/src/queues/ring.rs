@@ -19,7 +19,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::heap::{Block, CachePadded, SharedHeader};
 use crate::reduction::{self, recv_with_fds, send_with_fds};
-use crate::synchronize::futex::{self, Deadline, RawLock};
+use crate::synchronize::futex::{self, Deadline, Locked, OwnedLock};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -179,6 +179,17 @@ impl<'de> Deserialize<'de> for Fd {
     }
 }
 
+/// What one [`Ring::push_once`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pushed {
+    /// The item is in the ring.
+    Done,
+    /// No room for it.
+    NoRoom,
+    /// The ring lock was not free before the deadline.
+    LockTimedOut,
+}
+
 /// The shared-memory ring every process holding the queue maps, and the side channel
 /// beside it: what a queue handle serializes as.
 #[derive(Serialize, Deserialize)]
@@ -232,15 +243,77 @@ impl Ring {
         self.h().tail.count.load(Acquire) as usize
     }
 
-    /// Takes the ring lock. The ring's critical sections are a few hundred
-    /// nanoseconds: the futex core's spin policy keeps a producer and a consumer on two
-    /// CPUs out of a convoy of futex sleeps and wake-ups.
+    /// Takes the ring lock; `false` if the deadline passed first. The ring's critical
+    /// sections are a few hundred nanoseconds: the futex core's spin policy keeps a
+    /// producer and a consumer on two CPUs out of a convoy of futex sleeps and
+    /// wake-ups. The lock word names its holder: a holder killed inside its critical
+    /// section is detected by the next waiter (within [`futex::OWNER_CHECK`]), which
+    /// takes the lock over and [`repair`](Self::repair)s the ring first.
     pub(super) fn lock(&self, dl: Deadline) -> bool {
-        RawLock::lock(&self.h().lock, dl)
+        match OwnedLock::lock(&self.h().lock, dl) {
+            Locked::Yes => true,
+            Locked::FromDeadOwner => {
+                self.repair();
+                true
+            }
+            Locked::TimedOut => false,
+        }
     }
 
     pub(super) fn unlock(&self) {
-        RawLock::unlock(&self.h().lock);
+        OwnedLock::unlock(&self.h().lock);
+    }
+
+    /// With the lock taken over from a dead holder: makes the ring consistent again.
+    ///
+    /// A put commits by advancing the tail after writing its entry, so the entry of a
+    /// producer killed before that lies past the tail and is never read (its
+    /// descriptors, if it sent any, become an orphan message that [`take_fds`] skips:
+    /// the sequence number is advanced past it here). A holder killed between its
+    /// stores leaves the item count off by one: it is recounted from the entries
+    /// between head and tail. Anything unreadable there truncates the ring at that
+    /// entry, so nothing torn is ever delivered.
+    ///
+    /// [`take_fds`]: Self::take_fds
+    fn repair(&self) {
+        log::warn!("a process died holding a queue's lock; the queue was repaired");
+        let h = self.h();
+        let cap = self.capacity() as u64;
+        let head = h.head.load(Relaxed);
+        let mut tail = h.tail.tail.load(Relaxed);
+        if tail < head || tail - head > cap {
+            tail = head; // the counters themselves are garbage: empty the ring
+        }
+        let (mut pos, mut n) = (head, 0u64);
+        while pos < tail {
+            let off = pos % cap;
+            if cap - off < ENTRY_HDR as u64 {
+                pos += cap - off;
+                continue;
+            }
+            let mut e = [0u8; ENTRY_HDR];
+            self.block.read_bytes(HEADER + off as usize, &mut e);
+            let len = u32::from_le_bytes(e[..4].try_into().expect("4 bytes")) as usize;
+            let kind = u32::from_le_bytes(e[4..8].try_into().expect("4 bytes"));
+            let size = match kind {
+                KIND_WRAP => {
+                    pos += cap - off;
+                    continue;
+                }
+                KIND_INDIRECT => ENTRY_HDR as u64,
+                KIND_INLINE | KIND_FDS if len <= INLINE_MAX => (ENTRY_HDR + pad8(len)) as u64,
+                _ => break,
+            };
+            if off + size > cap || pos + size > tail {
+                break;
+            }
+            pos += size;
+            n += 1;
+        }
+        let tail = pos.min(tail);
+        h.tail.tail.store(tail, Release);
+        h.tail.count.store(n, Release);
+        h.tail.seq.fetch_add(1, Relaxed);
     }
 
     /// Ring bytes in use, read without the lock (a hint). The head is read first: both
@@ -400,7 +473,15 @@ impl Ring {
         let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
         let seq = u64::from_le_bytes(h[8..].try_into().expect("8 bytes"));
         let inline_ok = pos + (ENTRY_HDR + pad8(len)) as u64 <= cap && len <= INLINE_MAX;
-        if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) {
+        let entry_end = head
+            + ENTRY_HDR as u64
+            + if kind == KIND_INDIRECT {
+                0
+            } else {
+                pad8(len) as u64
+            };
+        let past_tail = entry_end > self.h().tail.tail.load(Relaxed);
+        if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) || past_tail {
             // Only a process killed mid-write (or foreign writes to the shared memory)
             // can leave this: drop everything queued rather than read garbage.
             let tail = self.h().tail.tail.load(Relaxed);
@@ -469,26 +550,30 @@ impl Ring {
         }
     }
 
-    /// One attempt: lock, append if there is room, wake a getter. `Ok(false)` = full.
-    pub(super) fn push_once(&self, e: &Encoded, dl: Deadline) -> Result<bool> {
+    /// One attempt: lock (until the deadline), append if there is room, wake a getter.
+    pub(super) fn push_once(&self, e: &Encoded, dl: Deadline) -> Result<Pushed> {
         if !self.lock(dl) {
-            return Err(Error::Full);
+            return Ok(Pushed::LockTimedOut);
         }
         let pushed = self.push_locked(e);
         self.unlock();
         if pushed? {
             Self::bump(&self.h().put, 1);
-            return Ok(true);
+            return Ok(Pushed::Done);
         }
-        Ok(false)
+        Ok(Pushed::NoRoom)
     }
 
     /// Puts, waiting (until the deadline) for room. `Err(Full)` on timeout.
     pub(super) fn put_wait(&self, e: Encoded, dl: Deadline) -> Result<()> {
         loop {
-            if self.push_once(&e, dl)? {
-                e.recycle();
-                return Ok(());
+            match self.push_once(&e, dl)? {
+                Pushed::Done => {
+                    e.recycle();
+                    return Ok(());
+                }
+                Pushed::LockTimedOut => return Err(Error::Full),
+                Pushed::NoRoom => {}
             }
             if !self.wait_room(e.ring_size(), dl) {
                 return Err(Error::Full);
@@ -658,5 +743,35 @@ mod tests {
         assert!(matches!(pop(&r), Some(Err(Error::Codec(_)))));
         assert!(push(&r, &item(8, 10)));
         assert_eq!(pop(&r).unwrap().unwrap(), vec![8; 10]);
+    }
+
+    #[test]
+    fn a_dead_holder_is_taken_over_and_the_ring_repaired() {
+        let r = tiny(256);
+        for i in 0..3 {
+            assert!(push(&r, &item(i, 10)));
+        }
+        // a holder that died between its stores: the count is off, a half-written
+        // entry lies past the tail
+        r.h().tail.count.store(5, Relaxed);
+        let tail = (r.h().tail.tail.load(Relaxed) % 256) as usize;
+        r.block.write_bytes(HEADER + tail, &[0xff; ENTRY_HDR]);
+        let dead = std::thread::spawn(futex::tid).join().unwrap();
+        r.h().lock.store(dead, Relaxed);
+        let seq = r.h().tail.seq.load(Relaxed);
+        assert!(r.lock(Deadline::timeout(Duration::from_secs(10))));
+        r.unlock();
+        assert_eq!(r.count(), 3);
+        assert_eq!(
+            r.h().tail.seq.load(Relaxed),
+            seq + 1,
+            "orphans' sequence skipped"
+        );
+        for i in 0..3 {
+            assert_eq!(pop(&r).unwrap().unwrap(), vec![i; 10]);
+        }
+        assert!(pop(&r).is_none());
+        assert!(push(&r, &item(9, 10)));
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
     }
 }

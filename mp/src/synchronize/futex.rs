@@ -74,6 +74,17 @@ impl Deadline {
         }
     }
 
+    /// The earlier of this deadline and `d` from now.
+    pub(crate) fn min_after(self, d: Duration) -> Deadline {
+        let soon = Deadline::timeout(d);
+        match (self, soon) {
+            (Deadline::Now, _) | (_, Deadline::Now) => Deadline::Now,
+            (Deadline::Never, s) => s,
+            (s, Deadline::Never) => s,
+            (Deadline::At(a), Deadline::At(b)) => Deadline::At(a.min(b)),
+        }
+    }
+
     /// What is left of it: `None` = forever.
     pub(crate) fn remaining(self) -> Option<Duration> {
         match self {
@@ -242,6 +253,102 @@ impl RawLock {
 }
 
 // ---------------------------------------------------------------------------------
+// OwnedLock
+
+/// How [`OwnedLock::lock`] got the lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub(crate) enum Locked {
+    /// The normal case.
+    Yes,
+    /// Taken over from a holder that died holding it: the data it guards may be
+    /// half-updated; the caller repairs it before use.
+    FromDeadOwner,
+    /// The deadline passed.
+    TimedOut,
+}
+
+/// How long a waiter waits before it checks that the holder of an [`OwnedLock`] is
+/// alive (and again every time this passes). The ring lock's critical sections last
+/// microseconds, so a holder still there after this is almost certainly dead.
+pub const OWNER_CHECK: Duration = Duration::from_millis(20);
+
+/// A mutex word holding its holder's thread id (see the module docs).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OwnedLock;
+
+impl OwnedLock {
+    /// Set while somebody may sleep on the word.
+    const WAITERS: u32 = 1 << 31;
+    /// The holder's kernel thread id (Linux tids fit in 22 bits).
+    const TID_MASK: u32 = (1 << 30) - 1;
+
+    /// Takes the lock, waiting at most until `dl`.
+    #[inline]
+    pub(crate) fn lock(w: &AtomicU32, dl: Deadline) -> Locked {
+        let me = tid();
+        if w.compare_exchange(0, me, Acquire, Relaxed).is_ok() {
+            return Locked::Yes;
+        }
+        Self::lock_slow(w, me, dl)
+    }
+
+    #[cold]
+    fn lock_slow(w: &AtomicU32, me: u32, dl: Deadline) -> Locked {
+        let take = || w.load(Relaxed) == 0 && w.compare_exchange(0, me, Acquire, Relaxed).is_ok();
+        if spin_until(dl, take) {
+            return Locked::Yes;
+        }
+        let mut check_at = Instant::now() + OWNER_CHECK;
+        loop {
+            let cur = w.load(Relaxed);
+            if cur == 0 {
+                // taken with the waiters bit: others may still sleep behind us
+                if w.compare_exchange(0, me | Self::WAITERS, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    return Locked::Yes;
+                }
+                continue;
+            }
+            if dl.expired() {
+                return Locked::TimedOut;
+            }
+            if Instant::now() >= check_at {
+                let holder = cur & Self::TID_MASK;
+                if holder != me && !thread_alive(holder) {
+                    // keep the waiters bit: the dead holder's sleepers must be woken later
+                    if w.compare_exchange(cur, me | (cur & Self::WAITERS), Acquire, Relaxed)
+                        .is_ok()
+                    {
+                        return Locked::FromDeadOwner;
+                    }
+                    continue;
+                }
+                check_at = Instant::now() + OWNER_CHECK;
+            }
+            let want = cur | Self::WAITERS;
+            if cur != want && w.compare_exchange(cur, want, Relaxed, Relaxed).is_err() {
+                continue;
+            }
+            wait(
+                w,
+                want,
+                dl.min_after(check_at.saturating_duration_since(Instant::now())),
+            );
+        }
+    }
+
+    /// Releases the word (held by the calling thread).
+    #[inline]
+    pub(crate) fn unlock(w: &AtomicU32) {
+        if w.swap(0, Release) & Self::WAITERS != 0 {
+            wake(w, 1);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
 // Thread identity
 
 thread_local! {
@@ -274,6 +381,23 @@ pub(crate) fn tid() -> u32 {
     })
 }
 
+/// Whether the thread `tid` (of any process) is alive: it exists and is not a zombie
+/// (the main thread of a killed process stays a zombie until its parent reaps it).
+/// A thread we cannot inspect counts as alive.
+pub(crate) fn thread_alive(tid: u32) -> bool {
+    match std::fs::read(format!("/proc/{tid}/stat")) {
+        Ok(stat) => {
+            // "pid (comm) S ...": the state follows the last ')'
+            let state = stat
+                .iter()
+                .rposition(|&b| b == b')')
+                .and_then(|i| stat.get(i + 2).copied());
+            !matches!(state, Some(b'Z') | Some(b'X') | Some(b'x'))
+        }
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,5 +415,43 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(30));
         assert!(RawLock::unlock(&w));
         assert!(!RawLock::unlock(&w));
+    }
+
+    #[test]
+    fn owned_lock_records_the_holder() {
+        let w = AtomicU32::new(0);
+        assert_eq!(OwnedLock::lock(&w, Deadline::Now), Locked::Yes);
+        assert_eq!(w.load(Relaxed), tid());
+        OwnedLock::unlock(&w);
+        assert_eq!(w.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn owned_lock_taken_over_from_a_dead_thread() {
+        let dead = std::thread::spawn(tid).join().unwrap();
+        assert!(!thread_alive(dead));
+        assert!(thread_alive(tid()));
+        let w = AtomicU32::new(dead);
+        let t = Instant::now();
+        assert_eq!(
+            OwnedLock::lock(&w, Deadline::timeout(Duration::from_secs(10))),
+            Locked::FromDeadOwner
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        OwnedLock::unlock(&w);
+    }
+
+    #[test]
+    fn owned_lock_times_out_behind_a_live_holder() {
+        let w = AtomicU32::new(tid());
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let r = OwnedLock::lock(&w, Deadline::timeout(Duration::from_millis(60)));
+            assert_eq!(r, Locked::TimedOut);
+            assert!(t.elapsed() >= Duration::from_millis(60));
+            assert!(t.elapsed() < Duration::from_secs(5));
+        })
+        .join()
+        .unwrap();
     }
 }

@@ -19,6 +19,14 @@
 //! `acquire_timeout` get their timeout (`false`); a plain `acquire()` waits forever, so
 //! use the `_timeout` forms where a peer may die.
 //!
+//! This is a choice, not a limit of the implementation (the queue's internal lock does
+//! recover from a dead holder, see [`crate::queues`]): a `Lock` may be released by any
+//! thread of any process and a `Semaphore` unit belongs to nobody, so a dead acquirer
+//! does not mean an abandoned lock (it may have handed the lock to a peer that releases
+//! it later); recording and checking owners would also cost the uncontended path, which
+//! is one compare-and-swap. Recovering an `RLock` silently would hand its next owner
+//! data the dead one left half-updated, which a Python user cannot expect either.
+//!
 //! ```
 //! # mp::test_support!();
 //! #[mp::task]
@@ -154,6 +162,12 @@ use acquire_methods;
 
 /// A non-recursive lock (Python: `multiprocessing.Lock`). Any process or thread may
 /// release it, not only the one that acquired it.
+///
+/// If the process holding it is killed, the lock stays held, as in CPython: waiters
+/// in [`acquire_timeout`](Self::acquire_timeout) get `false` after their timeout, a plain
+/// [`acquire`](Self::acquire) waits forever (see the
+/// [module docs](self#a-process-killed-while-holding-a-lock) for why it is not
+/// recovered).
 ///
 /// ```
 /// let lock = mp::Lock::new()?;

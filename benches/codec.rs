@@ -3,13 +3,10 @@
 //!
 //! `cargo bench --bench codec` prints medians (µs) and encoded sizes.
 
+mod common;
+use common::median;
 use serde::{de::DeserializeOwned, Serialize};
 use std::time::Instant;
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn bench<T: Serialize + DeserializeOwned + PartialEq>(
     value: &T,

@@ -19,7 +19,7 @@ const MIB_ITERS: u32 = 300;
 const RUNS: usize = 5;
 
 mod common;
-use common::pin;
+use common::{median, pin};
 
 fn ncpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -85,11 +85,6 @@ fn sink_raw(fd: SharedFd, total: u64, cpu: usize) {
         }
     }
     let _ = fd.write(&[1]);
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 /// µs per round trip of a small object through an mp duplex pipe.

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench --bench process` prints a table of medians and ratios.
 
+mod common;
+use common::median;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,11 +12,6 @@ use std::time::{Duration, Instant};
 fn noop() {}
 
 const RAW_EXIT: &str = "MP_BENCH_RAW_EXIT";
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn time(n: usize, mut f: impl FnMut()) -> Duration {
     for _ in 0..n.min(5) {

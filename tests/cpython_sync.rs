@@ -334,23 +334,65 @@ fn test_condition_timeout() {
     almost(e, TIMEOUT1);
 }
 
+/// The two locks a `Condition` can sit on (CPython's tests use only the default
+/// `RLock`; mp's Condition treats both, so each test below runs on both).
+fn lock_kinds(ctx: &Context) -> [AnyLock; 2] {
+    [ctx.lock().unwrap().into(), ctx.rlock().unwrap().into()]
+}
+
+/// Whether the calling thread could take `lock` now without blocking (and give it back).
+fn acquirable(lock: &AnyLock) -> bool {
+    let got = lock.try_acquire();
+    if got {
+        lock.release().unwrap();
+    }
+    got
+}
+
 #[test]
 fn condition_on_given_lock() {
-    let lock = Lock::new().unwrap();
-    let cond = Condition::new(Some(lock.clone().into())).unwrap();
-    {
-        let _g = cond.lock();
-        assert!(!lock.try_acquire());
-        assert!(!cond.wait(Some(Duration::from_millis(10))));
-        assert!(!lock.try_acquire());
+    for lock in lock_kinds(&Context::default()) {
+        let reentrant = matches!(lock, AnyLock::RLock(_));
+        let cond = Condition::new(Some(lock.clone())).unwrap();
+        {
+            let _g = cond.lock();
+            // the condition's lock is `lock`: held (an RLock by this thread, so again)
+            assert_eq!(acquirable(&lock), reentrant);
+            if reentrant {
+                let _g2 = cond.lock();
+                assert!(!cond.wait(Some(Duration::from_millis(10))));
+            } else {
+                assert!(!cond.wait(Some(Duration::from_millis(10))));
+            }
+            // wait gave the lock back to us
+            assert_eq!(acquirable(&lock), reentrant);
+        }
+        assert!(acquirable(&lock));
     }
-    assert!(lock.try_acquire());
-    lock.release().unwrap();
-    let r = RLock::new().unwrap();
-    let cond = Condition::new(Some(r.into())).unwrap();
-    let _g = cond.lock();
-    let _g2 = cond.lock();
-    assert!(!cond.wait(Some(Duration::from_millis(10))));
+}
+
+#[test]
+fn notify_on_either_lock_kind() {
+    for_each_method(|ctx| {
+        for lock in lock_kinds(&ctx) {
+            let cond = ctx.condition(Some(lock)).unwrap();
+            let sleeping = ctx.semaphore(0).unwrap();
+            let woken = ctx.semaphore(0).unwrap();
+            let (mut ps, mut ts) = (vec![], vec![]);
+            start_cond_pair(&ctx, &cond, &sleeping, &woken, None, &mut ps, &mut ts);
+            assert!(sleeping.acquire_timeout(LONG));
+            assert!(sleeping.acquire_timeout(LONG));
+            cond.acquire();
+            cond.notify(1).unwrap();
+            cond.release().unwrap();
+            reaches(|| woken.get_value(), 1);
+            cond.acquire();
+            cond.notify_all().unwrap();
+            cond.release().unwrap();
+            reaches(|| woken.get_value(), 2);
+            finish(ps, ts);
+        }
+    });
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Helpers shared by the benches: CPU pinning and driving python3.
+//! Helpers shared by the benches: CPU pinning, driving python3, medians.
 #![allow(dead_code)] // each bench uses a subset
 
 use std::process::Command;
@@ -29,4 +29,10 @@ pub fn unpin() {
 pub fn python(code: &str) -> Option<f64> {
     let out = Command::new("python3").arg("-c").arg(code).output().ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// The median of `v` (the upper one of an even count); `v` must not be empty.
+pub fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
 }

@@ -35,6 +35,7 @@ pub fn type_id_of_val<T: 'static>(_: &T) -> std::any::TypeId {
 /// error. The fallback only exists so that a non-serializable type is reported once,
 /// by `assert_arg`/`assert_ret` at the type's own span, instead of again at the
 /// attribute.
+#[derive(Debug)]
 pub struct Probe<T>(std::marker::PhantomData<T>);
 
 impl<T> Probe<T> {
@@ -78,27 +79,23 @@ pub trait NoCodec<T> {
 
 impl<T> NoCodec<T> for &Probe<T> {
     fn decode_args(&self, _: &[u8], _: Vec<std::os::fd::OwnedFd>) -> crate::Result<T> {
-        Err(crate::Error::Codec(format!(
-            "{} cannot be decoded",
-            std::any::type_name::<T>()
-        )))
+        Err(crate::Error::Codec(
+            format!("{} cannot be decoded", std::any::type_name::<T>()).into(),
+        ))
     }
     fn encode_result(&self, _: &T) -> crate::Result<Vec<u8>> {
-        Err(crate::Error::Codec(format!(
-            "{} cannot be encoded",
-            std::any::type_name::<T>()
-        )))
+        Err(crate::Error::Codec(
+            format!("{} cannot be encoded", std::any::type_name::<T>()).into(),
+        ))
     }
     fn decode_seq(&self, _: &[u8], _: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>> {
-        Err(crate::Error::Codec(format!(
-            "{} cannot be decoded",
-            std::any::type_name::<T>()
-        )))
+        Err(crate::Error::Codec(
+            format!("{} cannot be decoded", std::any::type_name::<T>()).into(),
+        ))
     }
     fn encode_items(&self, _: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>> {
-        Err(crate::Error::Codec(format!(
-            "{} cannot be encoded",
-            std::any::type_name::<T>()
-        )))
+        Err(crate::Error::Codec(
+            format!("{} cannot be encoded", std::any::type_name::<T>()).into(),
+        ))
     }
 }

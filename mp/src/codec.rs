@@ -41,7 +41,7 @@
 /// ```
 pub use serde_bytes::ByteBuf;
 
-use crate::error::{Error, Result};
+use crate::error::{CodecError, Error, Result};
 use crate::reduction::{DecodeFds, EncodeFds};
 use serde::{de::DeserializeOwned, Serialize};
 use std::os::fd::OwnedFd;
@@ -62,10 +62,9 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     let (v, rest) = postcard::take_from_bytes(bytes).map_err(codec_err)?;
     if !rest.is_empty() {
-        return Err(Error::Codec(format!(
-            "{} trailing bytes after the value",
-            rest.len()
-        )));
+        return Err(Error::Codec(
+            format!("{} trailing bytes after the value", rest.len()).into(),
+        ));
     }
     Ok(v)
 }
@@ -88,9 +87,12 @@ pub fn decode_with_fds<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> 
 pub(crate) fn codec_err(e: postcard::Error) -> Error {
     match e {
         postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom => {
-            Error::Codec(crate::reduction::take_custom_error().unwrap_or_else(|| e.to_string()))
+            match crate::reduction::take_custom_error() {
+                Some(msg) => Error::Codec(CodecError::with_cause(msg, e)),
+                None => Error::Codec(CodecError::from_error(e)),
+            }
         }
-        other => Error::Codec(other.to_string()),
+        other => Error::Codec(CodecError::from_error(other)),
     }
 }
 

@@ -75,9 +75,7 @@ static START_METHOD: Mutex<Option<StartMethod>> = Mutex::new(None);
 static EXECUTABLE: Mutex<Option<PathBuf>> = Mutex::new(None);
 static PRELOAD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::util::lock;
 
 /// Python's `multiprocessing.get_all_start_methods()`: the default first.
 pub fn get_all_start_methods() -> Vec<StartMethod> {

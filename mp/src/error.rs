@@ -91,8 +91,13 @@ pub enum Error {
         max: usize,
     },
     /// Encoding or decoding failed (Python: pickling errors). Never a panic on bad bytes.
+    ///
+    /// The field is a [`CodecError`]: the message (it derefs to `str`, so
+    /// `Error::Codec(msg) if msg.contains("…")` reads as with a `String`) and, when the
+    /// codec reported one, the codec's own error, returned by
+    /// [`source()`](std::error::Error::source) of the `Error`.
     #[error("codec error: {0}")]
-    Codec(String),
+    Codec(#[source] CodecError),
     /// `OSError`.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -153,6 +158,136 @@ impl From<rustix::io::Errno> for Error {
 
 impl From<postcard::Error> for Error {
     fn from(e: postcard::Error) -> Self {
-        Error::Codec(e.to_string())
+        Error::Codec(CodecError::from_error(e))
+    }
+}
+
+/// What an [`Error::Codec`] carries: a message, and the codec's error as its cause when
+/// there is one.
+///
+/// API.md's table writes the variant `Codec(String)`; it keeps that shape for every use
+/// but one: the field is this type, so the codec's typed error survives as the
+/// `source()` instead of being flattened into the message. It derefs to the message
+/// (`&str`), compares equal to strings, displays as the message, and converts from and
+/// into `String` (`Error::Codec(msg.into())` builds one).
+///
+/// ```
+/// use std::error::Error as _;
+/// let e = mp::codec::decode::<Vec<u64>>(&[0xff]).unwrap_err();
+/// match &e {
+///     mp::Error::Codec(msg) => assert!(!msg.is_empty()),
+///     other => panic!("{other:?}"),
+/// }
+/// // the codec's own error is kept
+/// assert!(e.source().and_then(|s| s.source()).is_some());
+/// let built = mp::Error::Codec("bad item".into());
+/// assert!(matches!(&built, mp::Error::Codec(m) if m == "bad item"));
+/// ```
+#[derive(Clone)]
+pub struct CodecError {
+    message: String,
+    cause: Option<std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl CodecError {
+    /// A codec error with a message and no underlying cause.
+    pub fn new(message: impl Into<String>) -> Self {
+        CodecError {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// A codec error caused by `e` (its message is `e`'s).
+    pub fn from_error(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        CodecError {
+            message: e.to_string(),
+            cause: Some(std::sync::Arc::new(e)),
+        }
+    }
+
+    /// `message`, caused by `e`.
+    pub fn with_cause(
+        message: impl Into<String>,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        CodecError {
+            message: message.into(),
+            cause: Some(std::sync::Arc::new(e)),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Debug for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.message, f)
+    }
+}
+
+impl fmt::Display for CodecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::ops::Deref for CodecError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl AsRef<str> for CodecError {
+    fn as_ref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for CodecError {
+    fn from(message: String) -> Self {
+        CodecError::new(message)
+    }
+}
+
+impl From<&str> for CodecError {
+    fn from(message: &str) -> Self {
+        CodecError::new(message)
+    }
+}
+
+impl From<CodecError> for String {
+    fn from(e: CodecError) -> String {
+        e.message
+    }
+}
+
+impl PartialEq<str> for CodecError {
+    fn eq(&self, other: &str) -> bool {
+        self.message == other
+    }
+}
+
+impl PartialEq<&str> for CodecError {
+    fn eq(&self, other: &&str) -> bool {
+        self.message == *other
+    }
+}
+
+impl PartialEq<String> for CodecError {
+    fn eq(&self, other: &String) -> bool {
+        &self.message == other
     }
 }

@@ -114,12 +114,20 @@ pub(crate) fn serve(ctl: OwnedFd) -> ! {
         }
         let status = fds.remove(0);
         let result = has_result.then(|| fds.remove(0));
-        match fork() {
+        // the server is single-threaded, but every fork site takes the same guard
+        let locks = crate::process::lock_for_fork();
+        let forked = fork();
+        if let Ok(None) = forked {
+            locks.in_child(None);
+        } else {
+            drop(locks);
+        }
+        match forked {
             Ok(None) => {
                 drop(children);
                 drop(status);
                 drop(ctl);
-                crate::process::child_from_payload(&body[1..], fds, result)
+                crate::spawn::child_from_payload(&body[1..], fds, result)
             }
             Ok(Some(pid)) => {
                 drop((result, fds, body));

@@ -32,7 +32,7 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 /// Alignment (and size granularity) of every block.
 const ALIGN: usize = 16;
@@ -50,6 +50,7 @@ pub struct Arena {
 // SAFETY: the mapping is shared memory accessed only through atomics or raw pointers by
 // the types built on it; the pointer itself is valid for the arena's lifetime.
 unsafe impl Send for Arena {}
+// SAFETY: as for Send: shared access goes through atomics or the users' own locks.
 unsafe impl Sync for Arena {}
 
 impl Drop for Arena {
@@ -68,9 +69,7 @@ impl std::fmt::Debug for Arena {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::util::lock;
 
 /// Mappings of this process, by (st_dev, st_ino): a received arena fd that is already
 /// mapped reuses the mapping.
@@ -182,20 +181,25 @@ pub(crate) fn after_fork_child() {
     }
 }
 
-fn allocate(len: usize) -> Result<(Arc<Arena>, usize, usize)> {
+fn allocate(len: usize, align: usize) -> Result<(Arc<Arena>, usize, usize)> {
     ATFORK.call_once(|| {
         // SAFETY: registering a plain extern "C" handler that only touches an atomic.
         unsafe {
             libc::pthread_atfork(None, Some(on_fork_parent), None);
         }
     });
-    let size = len.max(1).div_ceil(ALIGN) * ALIGN;
+    let align = align.max(ALIGN);
+    let size = len.max(1).div_ceil(align) * align;
     let mut h = lock(&HEAP);
-    if let Some((ai, off)) = h.free.get_mut(&size).and_then(Vec::pop) {
-        let a = h.arenas[ai].clone();
-        return Ok((a, off, size));
+    if let Some(list) = h.free.get_mut(&size) {
+        if let Some(i) = list.iter().rposition(|&(_, off)| off.is_multiple_of(align)) {
+            let (ai, off) = list.swap_remove(i);
+            let a = h.arenas[ai].clone();
+            return Ok((a, off, size));
+        }
     }
     if let Some((ai, off)) = h.bump {
+        let off = off.div_ceil(align) * align;
         if off + size <= h.arenas[ai].size {
             h.bump = Some((ai, off + size));
             return Ok((h.arenas[ai].clone(), off, size));
@@ -249,7 +253,31 @@ impl Drop for Alloc {
 // SAFETY: `base` points into the arena the Alloc keeps alive; shared memory is accessed
 // through atomics or under the caller's synchronization.
 unsafe impl Send for Alloc {}
+// SAFETY: as for Send.
 unsafe impl Sync for Alloc {}
+
+/// A `#[repr(C)]` header of atomics that lives at the start of a [`Block`] and is
+/// reached through [`Block::header`].
+///
+/// # Safety
+/// Implementors are `#[repr(C)]`, valid for every bit pattern (in particular all
+/// zeroes: a fresh block is zeroed; another process may write anything), have no drop
+/// glue and no pointers, and are only ever accessed through shared references (their
+/// fields are atomics).
+pub(crate) unsafe trait SharedHeader: Sync + Sized {}
+
+/// A `#[repr(C)]` wrapper aligning its content to a cache line (64 bytes), so that
+/// fields written by different parties do not share one (crossbeam's `CachePadded`).
+#[repr(C, align(64))]
+#[derive(Debug, Default)]
+pub(crate) struct CachePadded<T>(pub T);
+
+impl<T> std::ops::Deref for CachePadded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
 
 /// A piece of shared memory in an [`Arena`] (CPython: `heap.BufferWrapper`). Cloning
 /// shares the same memory; the block is valid as long as any clone lives.
@@ -269,7 +297,14 @@ impl std::fmt::Debug for Block {
 impl Block {
     /// Allocates `len` zeroed bytes (16-byte aligned).
     pub fn new(len: usize) -> Result<Block> {
-        let (arena, offset, size) = allocate(len)?;
+        Self::new_aligned(len, ALIGN)
+    }
+
+    /// Allocates `len` zeroed bytes aligned to `align` (a power of two; at least 16),
+    /// e.g. a cache line for a header of [`CachePadded`] fields.
+    pub(crate) fn new_aligned(len: usize, align: usize) -> Result<Block> {
+        debug_assert!(align.is_power_of_two() && align <= 4096);
+        let (arena, offset, size) = allocate(len, align)?;
         let b = Block(Arc::new(Alloc {
             // SAFETY: offset + size <= arena size (the allocator's invariant).
             base: unsafe { arena.ptr.add(offset) },
@@ -358,6 +393,31 @@ impl Block {
         unsafe { &*(self.as_ptr().add(8 * i) as *const AtomicU64) }
     }
 
+    /// The start of the block seen as the shared header `H`: the one checked cast from
+    /// shared memory to a typed `#[repr(C)]` struct of atomics (queue, condition,
+    /// barrier … headers). `None` if `H` does not fit (a block received from another
+    /// process is checked this way before use).
+    #[inline]
+    pub(crate) fn try_header<H: SharedHeader>(&self) -> Option<&H> {
+        if std::mem::size_of::<H>() > self.len()
+            || !(self.as_ptr() as usize).is_multiple_of(std::mem::align_of::<H>())
+        {
+            return None;
+        }
+        // SAFETY: in bounds and aligned (both checked above); `H` is
+        // valid for every bit pattern and only accessed through shared references to
+        // its atomics (the `SharedHeader` contract); the memory lives as long as `self`.
+        Some(unsafe { &*(self.as_ptr() as *const H) })
+    }
+
+    /// [`try_header`](Self::try_header) for a block whose size was checked when it was
+    /// made or received. Panics if `H` does not fit (an internal layout bug).
+    #[inline]
+    pub(crate) fn header<H: SharedHeader>(&self) -> &H {
+        self.try_header()
+            .expect("shared header larger than its block")
+    }
+
     /// Whether `n` values of `T` fit in the block at its (16-byte) alignment.
     pub fn fits<T>(&self, n: usize) -> bool {
         std::mem::align_of::<T>() <= ALIGN
@@ -373,7 +433,10 @@ impl Block {
     /// The block must have been written with valid `T`s (`T` plain old data).
     pub(crate) unsafe fn read<T>(&self, i: usize) -> T {
         assert!(self.fits::<T>(i + 1));
-        std::ptr::read_volatile((self.as_ptr() as *const T).add(i))
+        // SAFETY: element i is inside the block (asserted) and aligned (blocks are
+        // 16-aligned, T's alignment is at most 16: `fits`); the caller guarantees the
+        // bytes are a valid T.
+        unsafe { std::ptr::read_volatile((self.as_ptr() as *const T).add(i)) }
     }
 
     /// Writes element `i` of the block seen as an array of `T` (volatile).
@@ -382,7 +445,9 @@ impl Block {
     /// `T` must be plain old data without drop glue.
     pub(crate) unsafe fn write<T>(&self, i: usize, v: T) {
         assert!(self.fits::<T>(i + 1));
-        std::ptr::write_volatile((self.as_ptr() as *mut T).add(i), v)
+        // SAFETY: in bounds and aligned as for `read`; T is plain old data (the
+        // caller's contract), so overwriting needs no drop.
+        unsafe { std::ptr::write_volatile((self.as_ptr() as *mut T).add(i), v) }
     }
 
     /// The block as a mutable slice of `n` `T`s.
@@ -393,7 +458,9 @@ impl Block {
     #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn slice_mut<T>(&self, n: usize) -> &mut [T] {
         assert!(self.fits::<T>(n));
-        std::slice::from_raw_parts_mut(self.as_ptr() as *mut T, n)
+        // SAFETY: n elements fit in the block and are aligned (`fits`); the caller
+        // holds the lock guarding the block and the memory holds valid Ts.
+        unsafe { std::slice::from_raw_parts_mut(self.as_ptr() as *mut T, n) }
     }
 }
 

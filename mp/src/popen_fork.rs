@@ -5,9 +5,15 @@
 //! fork server is the server's: its sentinel is the status socket the server writes
 //! the exit code to (see `popen_forkserver`).
 
+use crate::codec;
 use crate::error::{Error, Result};
+use crate::process::Meta;
+use crate::spawn::{self, Payload};
+use crate::util::lock;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Mutex, OnceLock};
+use std::os::unix::net::UnixStream;
+use std::panic::AssertUnwindSafe;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How a child's exit status is collected.
@@ -21,8 +27,13 @@ pub(crate) enum Reaper {
 /// A started child, as its parent sees it.
 pub(crate) struct Popen {
     pub pid: u32,
-    /// The pidfd (opened on first need) or the fork server's status socket.
-    sentinel: OnceLock<OwnedFd>,
+    /// The pidfd (opened at start) or the fork server's status socket.
+    sentinel: OwnedFd,
+    /// For a fork-server child: a pidfd to signal it through (`None` if it had already
+    /// ended when we tried). A direct child is signalled through its sentinel pidfd.
+    /// Signals go through `pidfd_send_signal`, never to another process that reused
+    /// the pid.
+    signal_fd: Option<OwnedFd>,
     reaper: Reaper,
     returncode: Mutex<Option<i32>>,
     /// The parent's end of the payload socket, kept when the task's result is wanted.
@@ -62,21 +73,44 @@ pub(crate) fn pidfd(pid: u32) -> Result<OwnedFd> {
 }
 
 impl Popen {
-    /// A child of ours: its pidfd is opened when first needed (a plain `join` never
-    /// needs one).
-    pub(crate) fn direct(pid: u32) -> Self {
-        Self::with_sentinel(pid, OnceLock::new(), Reaper::Direct)
+    /// A child of ours, just started (not yet reaped, so `pid` is still ours): its
+    /// pidfd is opened now, so the sentinel and signals name this child for good,
+    /// whatever happens to the pid after it is reaped.
+    pub(crate) fn direct(pid: u32) -> Result<Self> {
+        match pidfd(pid) {
+            Ok(fd) => Ok(Self::with_sentinel(pid, fd, None, Reaper::Direct)),
+            Err(e) => {
+                // no handle on it (EMFILE …): do not leave it running unreaped
+                // SAFETY: plain syscalls on our own, unreaped child.
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                    libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+                }
+                Err(e)
+            }
+        }
     }
 
-    /// A child of the fork server, whose exit code arrives on `status`.
+    /// A child of the fork server, whose exit code arrives on `status`. Its pidfd (for
+    /// signals) is opened now; it names the child as long as the server has not
+    /// reported its exit, which is checked right after opening it.
     pub(crate) fn server(pid: u32, status: OwnedFd) -> Self {
-        Self::with_sentinel(pid, OnceLock::from(status), Reaper::Server)
+        let signal_fd = pidfd(pid)
+            .ok()
+            .filter(|_| !wait_readable(status.as_fd(), Some(Duration::ZERO)).unwrap_or(true));
+        Self::with_sentinel(pid, status, signal_fd, Reaper::Server)
     }
 
-    fn with_sentinel(pid: u32, sentinel: OnceLock<OwnedFd>, reaper: Reaper) -> Self {
+    fn with_sentinel(
+        pid: u32,
+        sentinel: OwnedFd,
+        signal_fd: Option<OwnedFd>,
+        reaper: Reaper,
+    ) -> Self {
         Popen {
             pid,
             sentinel,
+            signal_fd,
             reaper,
             returncode: Mutex::new(None),
             result_sock: Mutex::new(None),
@@ -84,12 +118,7 @@ impl Popen {
     }
 
     fn sentinel_fd(&self) -> Result<BorrowedFd<'_>> {
-        if let Some(fd) = self.sentinel.get() {
-            return Ok(fd.as_fd());
-        }
-        let fd = pidfd(self.pid)?;
-        let _ = self.sentinel.set(fd); // another thread may have won: either is fine
-        Ok(self.sentinel.get().expect("set above").as_fd())
+        Ok(self.sentinel.as_fd())
     }
 
     /// A descriptor readable once the child ended.
@@ -99,7 +128,7 @@ impl Popen {
 
     /// The exit code if the child has ended (never blocks).
     pub(crate) fn poll(&self) -> Option<i32> {
-        let mut rc = self.returncode.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rc = lock(&self.returncode);
         if rc.is_some() {
             return *rc;
         }
@@ -119,7 +148,7 @@ impl Popen {
                 }
             }
             Reaper::Server => {
-                let status = self.sentinel.get()?;
+                let status = &self.sentinel;
                 if let Ok(true) = wait_readable(status.as_fd(), Some(Duration::ZERO)) {
                     let mut buf = [0u8; 4];
                     let mut fds = Vec::new();
@@ -157,6 +186,7 @@ impl Popen {
             loop {
                 // SAFETY: zeroed siginfo_t is valid; waitid on our own child.
                 let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+                // SAFETY: `info` is a valid out-parameter; waitid on our own child.
                 let r = unsafe {
                     libc::waitid(
                         libc::P_PID,
@@ -182,15 +212,20 @@ impl Popen {
         if self.poll().is_some() {
             return Ok(());
         }
-        // SAFETY: plain syscall.
-        let r = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
-        if r < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(e.into());
-            }
+        let fd = match self.reaper {
+            Reaper::Direct => &self.sentinel,
+            Reaper::Server => match &self.signal_fd {
+                Some(fd) => fd,
+                None => return Ok(()), // it had ended before we could open a pidfd
+            },
+        };
+        let sig = rustix::process::Signal::from_named_raw(sig)
+            .ok_or_else(|| Error::invalid(format!("invalid signal {sig}")))?;
+        match rustix::process::pidfd_send_signal(fd, sig) {
+            // ESRCH: it has exited (not yet reaped): nothing to do, as for kill(2)
+            Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 }
 
@@ -200,6 +235,52 @@ pub(crate) enum ForkWork {
     Payload(Vec<u8>, Vec<OwnedFd>),
     /// Run a closure (`Process::from_closure`).
     Closure(Box<dyn FnOnce() + Send>),
+}
+
+/// The socket a task's result comes back on, when it is wanted (`mp::spawn`).
+pub(crate) fn result_pair(want: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
+    if !want {
+        return Ok((None, None));
+    }
+    let (ours, theirs) = UnixStream::pair()?;
+    Ok((Some(ours.into()), Some(theirs.into())))
+}
+
+/// Forks a child running `work` (CPython's `popen_fork.Popen._launch`).
+pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
+    spawn::ensure_panic_hook(); // before the fork: see ensure_panic_hook
+    let (ours, theirs) = result_pair(want_result)?;
+    // Hold mp's locks across fork so the child never inherits one mid-update.
+    let locks = crate::process::lock_for_fork();
+    let pid = match fork() {
+        Ok(None) => {
+            drop(ours);
+            locks.in_child(Some(meta.clone()));
+            spawn::after_fork_child(&meta);
+            match work {
+                ForkWork::Payload(bytes, fds) => match codec::decode::<Payload>(&bytes) {
+                    Ok(p) => spawn::run_task(p, fds, theirs),
+                    Err(e) => {
+                        eprintln!("mp: bad payload: {e}");
+                        exit_now(1)
+                    }
+                },
+                ForkWork::Closure(f) => {
+                    let code = spawn::run_guarded(&meta.name, AssertUnwindSafe(f))
+                        .map(|_| 0)
+                        .unwrap_or(1);
+                    spawn::finish_child(code)
+                }
+            }
+        }
+        other => other,
+    };
+    drop(locks);
+    let pid = pid?.expect("parent side of fork");
+    drop(theirs);
+    let popen = Popen::direct(pid)?;
+    *lock(&popen.result_sock) = ours;
+    Ok(popen)
 }
 
 /// Forks: `Ok(None)` in the child, `Ok(Some(pid))` in the parent. The child must end

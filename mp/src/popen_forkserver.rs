@@ -5,6 +5,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::popen_fork::{wait_readable, Popen};
 use crate::reduction::{read_exact_fds, write_frame, FdKind};
+use crate::spawn::Payload;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
@@ -19,15 +20,15 @@ struct Server {
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 fn lock() -> std::sync::MutexGuard<'static, Option<Server>> {
-    SERVER.lock().unwrap_or_else(|p| p.into_inner())
+    crate::util::lock(&SERVER)
 }
 
 fn start_server() -> Result<Server> {
-    crate::process::keep_bootstrap_linked();
+    crate::spawn::keep_bootstrap_linked();
     let (ours, theirs) = UnixStream::pair()?;
     let exe = crate::context::executable()?;
     let theirs: OwnedFd = theirs.into();
-    let pid = crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::process::ENV_FORKSERVER)?;
+    let pid = crate::popen_spawn::spawn_with_socket(&exe, &theirs, crate::spawn::ENV_FORKSERVER)?;
     let pidfd = crate::popen_fork::pidfd(pid)?;
     drop(theirs);
     let init = crate::forkserver::ServerInit {
@@ -40,8 +41,18 @@ fn start_server() -> Result<Server> {
 }
 
 /// Asks the fork server (started if needed) for a child running `payload`, whose
-/// argument descriptors are `fds`; `result` is the child's end of the result socket.
-pub(crate) fn launch(payload: &[u8], fds: Vec<OwnedFd>, result: Option<OwnedFd>) -> Result<Popen> {
+/// argument descriptors are `fds` (CPython's `popen_forkserver.Popen._launch`).
+pub(crate) fn launch(payload: &Payload, fds: Vec<OwnedFd>, want_result: bool) -> Result<Popen> {
+    let bytes = codec::encode(payload)?;
+    // the request carries the payload: the server's forked child has it in memory
+    let (ours, theirs) = crate::popen_fork::result_pair(want_result)?;
+    let popen = request(&bytes, fds, theirs)?;
+    *crate::util::lock(&popen.result_sock) = ours;
+    Ok(popen)
+}
+
+/// One request to the server; `result` is the child's end of the result socket.
+fn request(payload: &[u8], fds: Vec<OwnedFd>, result: Option<OwnedFd>) -> Result<Popen> {
     let (st_ours, st_theirs) = UnixStream::pair()?;
     let mut body = Vec::with_capacity(payload.len() + 1);
     body.push(result.is_some() as u8);

@@ -1,12 +1,18 @@
 //! The spawn start method: execute the program's binary again (`posix_spawn`), with
 //! the payload socket as descriptor 3 and the child marker in the environment.
 
+use crate::codec;
 use crate::error::{Error, Result};
 use crate::popen_fork::{dup_above, Popen};
+use crate::reduction::{read_exact_fds, write_frame, FdKind};
+use crate::spawn::Payload;
+use crate::util::lock;
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::time::Duration;
 
 /// The descriptor number the payload socket has in a spawned child.
 pub(crate) const CHILD_FD: i32 = 3;
@@ -80,11 +86,40 @@ pub(crate) fn spawn_with_socket(exe: &Path, sock: &OwnedFd, marker: &str) -> Res
     Ok(pid as u32)
 }
 
-/// Spawns a child that will read its payload from `child_sock`.
-pub(crate) fn launch(child_sock: OwnedFd) -> Result<Popen> {
-    crate::process::keep_bootstrap_linked();
+/// Spawns a child and hands it `payload` with the descriptors `fds` on its socket
+/// (CPython's `popen_spawn_posix.Popen._launch`).
+pub(crate) fn launch(payload: &Payload, fds: Vec<OwnedFd>, want_result: bool) -> Result<Popen> {
+    let bytes = codec::encode(payload)?;
+    let (ours, theirs) = UnixStream::pair()?;
+    let (ours, theirs): (OwnedFd, OwnedFd) = (ours.into(), theirs.into());
+    crate::spawn::keep_bootstrap_linked();
     let exe = crate::context::executable()?;
-    let pid = spawn_with_socket(&exe, &child_sock, crate::process::ENV_CHILD)?;
-    drop(child_sock);
-    Ok(Popen::direct(pid))
+    let pid = spawn_with_socket(&exe, &theirs, crate::spawn::ENV_CHILD)?;
+    drop(theirs);
+    let popen = Popen::direct(pid)?;
+    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
+    // The child acknowledges its payload with one byte; end of file instead means it
+    // died (or was not an mp program) before reading it: an error, never a hang.
+    let sent = write_frame(ours.as_fd(), FdKind::Socket, &bytes, &borrowed)
+        .map_err(Error::from)
+        .and_then(|()| {
+            let mut ack = [0u8; 1];
+            match read_exact_fds(ours.as_fd(), FdKind::Socket, &mut ack, &mut Vec::new())? {
+                true => Ok(()),
+                false => Err(Error::Eof),
+            }
+        });
+    if let Err(e) = sent {
+        let code = popen.wait(Some(Duration::from_secs(10)))?;
+        return Err(Error::Io(std::io::Error::other(format!(
+            "child process {} exited (exit code {}) before reading its payload: {e}",
+            popen.pid,
+            code.map_or("unknown".to_string(), |c| c.to_string())
+        ))));
+    }
+    drop(fds);
+    if want_result {
+        *lock(&popen.result_sock) = Some(ours);
+    }
+    Ok(popen)
 }

@@ -21,23 +21,20 @@
 use crate::codec;
 use crate::context::{Context, StartMethod};
 use crate::error::{Error, Result};
-use crate::popen_fork::{self, exit_now, wait_readable, ForkWork, Popen};
-use crate::reduction::{read_exact_fds, read_frame, write_frame, FdKind};
-use crate::spawn::{self, TaskFn};
+use crate::popen_fork::{self, wait_readable, ForkWork, Popen};
+use crate::reduction::{read_frame, FdKind};
+use crate::spawn::{self, Outcome, Payload, TaskFn};
+use crate::util::lock;
+use crate::{popen_forkserver, popen_spawn};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::fmt;
-use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::os::unix::net::UnixStream;
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-/// Environment marker of a spawned child: the payload socket's descriptor number.
-pub(crate) const ENV_CHILD: &str = "MP_SPAWN_CHILD_FD";
-/// Environment marker of the fork server: the control socket's descriptor number.
-pub(crate) const ENV_FORKSERVER: &str = "MP_FORKSERVER_FD";
+pub use crate::join_handle::{spawn, JoinHandle};
+pub use crate::spawn::ENV_WATCHDOG;
 
 // ---------------------------------------------------------------------------------
 // The current process
@@ -60,10 +57,6 @@ pub(crate) struct Meta {
 static CURRENT: Mutex<Option<Meta>> = Mutex::new(None);
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 static CHILDREN: Mutex<Vec<Arc<Inner>>> = Mutex::new(Vec::new());
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 fn random_authkey() -> Vec<u8> {
     let mut k = vec![0u8; 32];
@@ -293,7 +286,7 @@ impl Process {
         let want_result = self.inner.want_result.load(Ordering::Relaxed);
         let popen = match (method, target) {
             (StartMethod::Fork, Target::Closure(f)) => {
-                launch_fork(meta, ForkWork::Closure(f), want_result)?
+                popen_fork::launch(meta, ForkWork::Closure(f), want_result)?
             }
             (_, Target::Closure(_)) => {
                 return Err(Error::invalid(format!(
@@ -312,16 +305,17 @@ impl Process {
                 match method {
                     StartMethod::Fork => {
                         let bytes = codec::encode(&payload)?;
-                        launch_fork(meta, ForkWork::Payload(bytes, fds), want_result)?
+                        popen_fork::launch(meta, ForkWork::Payload(bytes, fds), want_result)?
                     }
-                    StartMethod::Spawn | StartMethod::ForkServer => {
-                        launch_exec(method, &payload, fds, want_result)?
+                    StartMethod::Spawn => popen_spawn::launch(&payload, fds, want_result)?,
+                    StartMethod::ForkServer => {
+                        popen_forkserver::launch(&payload, fds, want_result)?
                     }
                 }
             }
         };
         let _ = self.inner.popen.set(popen);
-        lock(&CHILDREN).push(self.inner.clone());
+        remember_child(&self.inner);
         Ok(())
     }
 
@@ -515,7 +509,7 @@ impl Process {
     }
 
     /// Reads the task's result (for [`JoinHandle`]).
-    fn take_result(&self, timeout: Option<Duration>) -> Result<Outcome> {
+    pub(crate) fn take_result(&self, timeout: Option<Duration>) -> Result<Outcome> {
         let popen = self.check_child("join")?;
         let sock = lock(&popen.result_sock)
             .take()
@@ -660,328 +654,50 @@ fn reap_finished() {
 }
 
 // ---------------------------------------------------------------------------------
-// Launching
+// Forking
 
-/// Everything a child started by spawn or forkserver receives on its socket (the
-/// descriptors its arguments carry travel beside it).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct Payload {
-    meta: Meta,
-    task: String,
-    args: Vec<u8>,
+/// The process-wide locks of this module and of the fork server's state, held across
+/// every `fork()` mp makes ([`lock_for_fork`]), so a child never inherits one held by
+/// another thread mid-update. The allocator's, the mapping cache's and the exit hooks'
+/// locks are held across *every* fork, mp's or not, by `pthread_atfork` handlers (see
+/// [`crate::util`] and [`crate::heap`]).
+pub(crate) struct ForkLocks {
+    current: MutexGuard<'static, Option<Meta>>,
+    children: MutexGuard<'static, Vec<Arc<Inner>>>,
+    server: crate::popen_forkserver::ForkGuard,
 }
 
-/// What a child sends back on its socket when it ends (read by [`JoinHandle`]).
-#[derive(Serialize, Deserialize)]
-enum Outcome {
-    Ok(Vec<u8>),
-    Panicked { message: String, backtrace: String },
-    Failed(String),
-}
-
-/// The socket a task's result comes back on, when it is wanted (`mp::spawn`).
-fn result_pair(want: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd>)> {
-    if !want {
-        return Ok((None, None));
+/// Takes the locks every fork site holds across `fork()` (always in this order).
+pub(crate) fn lock_for_fork() -> ForkLocks {
+    ForkLocks {
+        current: lock(&CURRENT),
+        children: lock(&CHILDREN),
+        server: crate::popen_forkserver::lock_for_fork(),
     }
-    let (ours, theirs) = UnixStream::pair()?;
-    Ok((Some(ours.into()), Some(theirs.into())))
 }
 
-fn launch_fork(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
-    ensure_panic_hook(); // before the fork: see ensure_panic_hook
-    let (ours, theirs) = result_pair(want_result)?;
-    // Hold our locks across fork so the child never inherits one mid-update.
-    let mut current = lock(&CURRENT);
-    let mut children = lock(&CHILDREN);
-    let server = crate::popen_forkserver::lock_for_fork();
-    let pid = match popen_fork::fork() {
-        Ok(None) => {
-            drop(ours);
-            *current = Some(meta.clone());
-            children.clear();
-            server.in_child();
-            drop(children);
-            drop(current);
-            after_fork_child(&meta);
-            match work {
-                ForkWork::Payload(bytes, fds) => match codec::decode::<Payload>(&bytes) {
-                    Ok(p) => run_task(p, fds, theirs),
-                    Err(e) => {
-                        eprintln!("mp: bad payload: {e}");
-                        exit_now(1)
-                    }
-                },
-                ForkWork::Closure(f) => {
-                    let code = run_guarded(&meta.name, AssertUnwindSafe(f))
-                        .map(|_| 0)
-                        .unwrap_or(1);
-                    finish_child(code)
-                }
-            }
+impl ForkLocks {
+    /// In the forked child: become the process `meta` describes (when mp starts it as a
+    /// `Process`), forget the parent's children and fork server, release the locks.
+    pub(crate) fn in_child(mut self, meta: Option<Meta>) {
+        if let Some(meta) = meta {
+            *self.current = Some(meta);
         }
-        other => other,
-    };
-    drop(server);
-    drop(children);
-    drop(current);
-    let pid = pid?.expect("parent side of fork");
-    drop(theirs);
-    let popen = Popen::direct(pid);
-    *lock(&popen.result_sock) = ours;
-    Ok(popen)
+        self.children.clear();
+        COUNTER.store(0, Ordering::Relaxed);
+        self.server.in_child();
+    }
 }
 
-fn launch_exec(
-    method: StartMethod,
-    payload: &Payload,
-    fds: Vec<OwnedFd>,
-    want_result: bool,
-) -> Result<Popen> {
-    let bytes = codec::encode(payload)?;
-    if method == StartMethod::ForkServer {
-        // the request carries the payload: the server's forked child has it in memory
-        let (ours, theirs) = result_pair(want_result)?;
-        let popen = crate::popen_forkserver::launch(&bytes, fds, theirs)?;
-        *lock(&popen.result_sock) = ours;
-        return Ok(popen);
-    }
-    let (ours, theirs) = UnixStream::pair()?;
-    let (ours, theirs): (OwnedFd, OwnedFd) = (ours.into(), theirs.into());
-    let popen = crate::popen_spawn::launch(theirs)?;
-    let borrowed: Vec<_> = fds.iter().map(|f| f.as_fd()).collect();
-    // The child acknowledges its payload with one byte; end of file instead means it
-    // died (or was not an mp program) before reading it: an error, never a hang.
-    let sent = write_frame(ours.as_fd(), FdKind::Socket, &bytes, &borrowed)
-        .map_err(Error::from)
-        .and_then(|()| {
-            let mut ack = [0u8; 1];
-            match read_exact_fds(ours.as_fd(), FdKind::Socket, &mut ack, &mut Vec::new())? {
-                true => Ok(()),
-                false => Err(Error::Eof),
-            }
-        });
-    if let Err(e) = sent {
-        let code = popen.wait(Some(Duration::from_secs(10)))?;
-        return Err(Error::Io(std::io::Error::other(format!(
-            "child process {} exited (exit code {}) before reading its payload: {e}",
-            popen.pid,
-            code.map_or("unknown".to_string(), |c| c.to_string())
-        ))));
-    }
-    drop(fds);
-    if want_result {
-        *lock(&popen.result_sock) = Some(ours);
-    }
-    Ok(popen)
-}
-
-// ---------------------------------------------------------------------------------
-// The child side
-
-/// In a forked child: reset what belongs to the parent.
-fn after_fork_child(meta: &Meta) {
+/// A child started by spawn or the fork server becomes the process `meta` describes.
+pub(crate) fn become_child(meta: Meta) {
     COUNTER.store(0, Ordering::Relaxed);
-    crate::util::after_fork_child();
-    crate::util::set_inherited_log_level(meta.log_level);
-    popen_fork::child_signals();
+    *lock(&CURRENT) = Some(meta);
 }
 
-/// Installs, once per program, the panic hook that prints `Process <name>:` above a
-/// task's panic and keeps its backtrace for [`Error::TaskPanicked`]. It is installed
-/// in the parent *before* a fork, never in a forked child: `take_hook`/`set_hook` take
-/// the hook's write lock, and a child forked while another parent thread was reading
-/// the hook (any panic, e.g. while it prints a backtrace) inherits that lock held and
-/// would block forever.
-fn ensure_panic_hook() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let default = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            // only the thread running a task reports as the process
-            if let Some(name) = TASK_NAME.with(|n| n.borrow().clone()) {
-                let bt = std::backtrace::Backtrace::capture();
-                LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt.to_string());
-                eprintln!("Process {name}:");
-            }
-            default(info);
-        }));
-    });
-}
-
-thread_local! {
-    static LAST_BACKTRACE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-    static TASK_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
-/// Runs `f` with the child's panic hook; `Err((message, backtrace))` if it panicked.
-fn run_guarded<R>(
-    name: &str,
-    f: impl FnOnce() -> R + panic::UnwindSafe,
-) -> std::result::Result<R, (String, String)> {
-    ensure_panic_hook();
-    TASK_NAME.with(|n| *n.borrow_mut() = Some(name.to_string()));
-    panic::catch_unwind(f).map_err(|p| {
-        (
-            panic_message(&*p),
-            LAST_BACKTRACE.with(|b| b.borrow().clone()),
-        )
-    })
-}
-
-fn finish_child(code: i32) -> ! {
-    crate::util::run_exit_handlers();
-    exit_now(code)
-}
-
-fn run_task(payload: Payload, fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
-    let name = payload.meta.name.clone();
-    let outcome = match spawn::task_by_name(&payload.task) {
-        Err(e) => {
-            eprintln!("Process {name}:\n{e}");
-            Outcome::Failed(e.to_string())
-        }
-        Ok(entry) => {
-            match run_guarded(&name, AssertUnwindSafe(|| (entry.call)(&payload.args, fds))) {
-                Ok(Ok(bytes)) => Outcome::Ok(bytes),
-                Ok(Err(e)) => {
-                    eprintln!("Process {name}:\n{e}");
-                    Outcome::Failed(e.to_string())
-                }
-                Err((message, backtrace)) => Outcome::Panicked { message, backtrace },
-            }
-        }
-    };
-    let code = match outcome {
-        Outcome::Ok(_) => 0,
-        _ => 1,
-    };
-    if let Some(sock) = sock {
-        if let Ok(bytes) = codec::encode(&outcome) {
-            let _ = write_frame(sock.as_fd(), FdKind::Socket, &bytes, &[]);
-        }
-    }
-    finish_child(code)
-}
-
-/// A spawned child: read the payload from `sock`, acknowledge it, run, exit.
-pub(crate) fn child_from_socket(sock: OwnedFd) -> ! {
-    popen_fork::child_signals();
-    let (bytes, fds) = match read_frame(sock.as_fd(), FdKind::Socket, usize::MAX) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("mp: child could not read its payload: {e}");
-            exit_now(1)
-        }
-    };
-    let _ = rustix::io::write(&sock, &[1]); // the acknowledgement launch_exec waits for
-    child_from_payload(&bytes, fds, Some(sock))
-}
-
-/// A child of spawn or the fork server with its payload in hand: become the process
-/// it describes, run the task, exit. `sock` carries the result back, if wanted.
-pub(crate) fn child_from_payload(bytes: &[u8], fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
-    popen_fork::child_signals();
-    let payload: Payload = match codec::decode(bytes) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("mp: child received a malformed payload: {e}");
-            exit_now(1)
-        }
-    };
-    COUNTER.store(0, Ordering::Relaxed);
-    *lock(&CURRENT) = Some(payload.meta.clone());
-    crate::util::after_fork_child();
-    if payload.meta.tracker {
-        crate::resource_tracker::join_parents_tracker();
-    }
-    if let Some(m) = payload.meta.start_method {
-        crate::context::set_start_method_force(Some(m));
-    }
-    crate::util::set_inherited_log_level(payload.meta.log_level);
-    run_task(payload, fds, sock)
-}
-
-fn take_marker(var: &str) -> Option<OwnedFd> {
-    let v = std::env::var_os(var)?;
-    // SAFETY: called once at start-up (in a constructor or first thing in main), while
-    // the process is single-threaded; clearing the marker lets this child start children.
-    unsafe { std::env::remove_var(var) };
-    let fd: RawFd = v.to_str()?.parse().ok()?;
-    // SAFETY: the parent placed this descriptor here for us alone.
-    Some(unsafe { crate::reduction::owned_from_raw(fd) })
-}
-
-/// If this process is a child started by spawn or forkserver (or the fork server
-/// itself), run its work and exit; otherwise return.
-pub(crate) fn bootstrap_if_child() {
-    keep_bootstrap_linked();
-    if let Some(fd) = take_marker(ENV_FORKSERVER) {
-        crate::forkserver::serve(fd);
-    }
-    if let Some(fd) = take_marker(ENV_CHILD) {
-        child_from_socket(fd);
-    }
-    if let Some(fd) = take_marker(crate::resource_tracker::ENV_TRACKER) {
-        crate::resource_tracker::serve(fd);
-    }
-}
-
-extern "C" fn bootstrap_ctor() {
-    if spawn::MAIN_BOOTSTRAP.is_empty() {
-        bootstrap_if_child();
-    }
-    let child = [
-        ENV_CHILD,
-        ENV_FORKSERVER,
-        crate::resource_tracker::ENV_TRACKER,
-    ]
-    .iter()
-    .any(|m| std::env::var_os(m).is_some());
-    if !child {
-        start_watchdog_if_asked();
-    }
-}
-
-/// Environment variable: abort any program that links `mp` (not its children) once it
-/// has run this many seconds. CI sets it so that a hung test fails its test binary
-/// with a message instead of hanging the whole run.
-pub const ENV_WATCHDOG: &str = "MP_WATCHDOG_SECS";
-
-fn start_watchdog_if_asked() {
-    let Some(secs) = std::env::var_os(ENV_WATCHDOG).and_then(|v| v.to_str()?.parse::<u64>().ok())
-    else {
-        return;
-    };
-    let _ = std::thread::Builder::new()
-        .name("mp-watchdog".into())
-        .spawn(move || {
-            std::thread::sleep(Duration::from_secs(secs));
-            let exe = std::env::args().next().unwrap_or_default();
-            eprintln!("mp watchdog: {exe} ran longer than {secs} s ({ENV_WATCHDOG}); aborting");
-            std::process::abort();
-        });
-}
-
-/// The pre-`main` bootstrap for binaries without `#[mp::main]` (tests, doctests).
-#[used]
-#[link_section = ".init_array"]
-static BOOTSTRAP_CTOR: extern "C" fn() = bootstrap_ctor;
-
-/// Referenced from every path that starts a binary again, so the linker keeps the
-/// constructor above in every program that can be a spawned child.
-pub(crate) fn keep_bootstrap_linked() {
-    std::hint::black_box(&BOOTSTRAP_CTOR);
+/// Records a started child (for `active_children` and the exit handlers).
+fn remember_child(inner: &Arc<Inner>) {
+    lock(&CHILDREN).push(inner.clone());
 }
 
 // ---------------------------------------------------------------------------------
@@ -1076,94 +792,6 @@ pub fn process_cpu_count() -> usize {
     std::thread::available_parallelism().map_or_else(|_| cpu_count(), |n| n.get())
 }
 
-// ---------------------------------------------------------------------------------
-// mp::spawn
-
-/// The handle [`spawn()`](spawn()) returns: join it for the task's value.
-pub struct JoinHandle<R> {
-    process: Process,
-    task: &'static str,
-    _r: PhantomData<fn() -> R>,
-}
-
-impl<R: DeserializeOwned> JoinHandle<R> {
-    /// Waits for the task and returns its value; a panic gives
-    /// [`Error::TaskPanicked`], a child that died gives [`Error::WorkerDied`].
-    pub fn join(self) -> Result<R> {
-        self.join_inner(None)
-    }
-
-    /// As [`join`](Self::join), failing with [`Error::Timeout`] after `timeout`
-    /// (the child keeps running; it is joined when the program exits).
-    pub fn join_timeout(self, timeout: Duration) -> Result<R> {
-        self.join_inner(Some(timeout))
-    }
-
-    fn join_inner(self, timeout: Option<Duration>) -> Result<R> {
-        let outcome = self.process.take_result(timeout)?;
-        let _ = self.process.join_timeout(Duration::from_secs(10));
-        match outcome {
-            Outcome::Ok(bytes) => codec::decode(&bytes),
-            Outcome::Panicked { message, backtrace } => Err(Error::TaskPanicked {
-                task: self.task.to_string(),
-                message,
-                backtrace,
-            }),
-            Outcome::Failed(msg) => Err(Error::Remote {
-                kind: "Error".into(),
-                message: msg,
-                traceback: String::new(),
-            }),
-        }
-    }
-
-    /// The process running the task.
-    pub fn process(&self) -> &Process {
-        &self.process
-    }
-}
-
-/// Runs `f(args)` in a new process and returns a handle to its value, like
-/// `std::thread::spawn` (default start method).
-///
-/// ```
-/// # mp::test_support!();
-/// #[mp::task]
-/// fn square(x: u64) -> u64 { x * x }
-///
-/// # fn main() -> mp::Result<()> {
-/// let h = mp::spawn(square, (7,))?;
-/// assert_eq!(h.join()?, 49);
-/// # Ok(()) }
-/// ```
-pub fn spawn<F, Args>(f: F, args: Args) -> Result<JoinHandle<F::Output>>
-where
-    F: TaskFn<Args>,
-    Args: Serialize + Send + 'static,
-    F::Output: DeserializeOwned,
-{
-    spawn_in(None, f, args)
-}
-
-fn spawn_in<F, Args>(ctx: Option<Context>, f: F, args: Args) -> Result<JoinHandle<F::Output>>
-where
-    F: TaskFn<Args>,
-    Args: Serialize + Send + 'static,
-    F::Output: DeserializeOwned,
-{
-    let task = spawn::task_name_of::<F>()?;
-    let mut process = Process::new(f, args).want_result();
-    if let Some(ctx) = ctx {
-        process = process.with_context(ctx);
-    }
-    process.start()?;
-    Ok(JoinHandle {
-        process,
-        task,
-        _r: PhantomData,
-    })
-}
-
 impl Context {
     /// `ctx.current_process()`: see [`current_process`].
     pub fn current_process(&self) -> Process {
@@ -1206,16 +834,6 @@ impl Context {
     /// `ctx.log_to_stderr(level)`: see [`crate::log_to_stderr`].
     pub fn log_to_stderr(&self, level: log::LevelFilter) -> log::LevelFilter {
         crate::util::log_to_stderr(level)
-    }
-
-    /// [`spawn()`](crate::spawn()) under this context's start method.
-    pub fn spawn<F, Args>(&self, f: F, args: Args) -> Result<JoinHandle<F::Output>>
-    where
-        F: TaskFn<Args>,
-        Args: Serialize + Send + 'static,
-        F::Output: DeserializeOwned,
-    {
-        spawn_in(Some(*self), f, args)
     }
 }
 

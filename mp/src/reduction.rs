@@ -437,9 +437,12 @@ pub fn read_frame_header(
             return Err(Error::Eof);
         }
         let len = u64::from_be_bytes(l);
-        usize::try_from(len).map_err(|_| Error::Codec(format!("frame length {len} too large")))
+        usize::try_from(len)
+            .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
     } else if n < 0 {
-        Err(Error::Codec(format!("malformed frame header: length {n}")))
+        Err(Error::Codec(
+            format!("malformed frame header: length {n}").into(),
+        ))
     } else {
         Ok(n as usize)
     }
@@ -478,12 +481,42 @@ pub fn read_frame(fd: BorrowedFd<'_>, kind: FdKind, max: usize) -> Result<(Vec<u
     Ok((body, fds))
 }
 
+/// A function of this binary serialized as an offset from an anchor function: the
+/// same executable (fork, spawn and forkserver children all run it) maps it at the
+/// same offset, whatever the load address. (A `Barrier`'s action travels this way.)
+#[inline(never)]
+fn anchor() {}
+
+/// `f` as (offset from the anchor, offset of a check function): see [`offset_to_fn`].
+pub(crate) fn fn_to_offset(f: fn()) -> (i64, i64) {
+    let a = anchor as fn() as usize as i64;
+    // a second function checks that the receiver runs the same build
+    let check = crate::spawn::freeze_support as fn() as usize as i64;
+    ((f as usize as i64).wrapping_sub(a), check.wrapping_sub(a))
+}
+
+/// The function [`fn_to_offset`] encoded, or `None` if this process runs another
+/// executable (the check offset differs).
+pub(crate) fn offset_to_fn(off: i64, check: i64) -> Option<fn()> {
+    let a = anchor as fn() as usize as i64;
+    let mine = (crate::spawn::freeze_support as fn() as usize as i64).wrapping_sub(a);
+    if mine != check {
+        return None;
+    }
+    let p = a.wrapping_add(off) as usize;
+    // SAFETY: the sender computed `off` from a `fn()` of the same executable (the
+    // check offset matches, so the code layout is the same); the same offset from
+    // the same anchor is that function here.
+    Some(unsafe { std::mem::transmute::<usize, fn()>(p) })
+}
+
 /// Takes ownership of a raw descriptor number inherited across exec.
 ///
 /// # Safety
 /// `fd` must be open and owned by nobody else in this process.
 pub(crate) unsafe fn owned_from_raw(fd: RawFd) -> OwnedFd {
-    OwnedFd::from_raw_fd(fd)
+    // SAFETY: the caller guarantees `fd` is open and owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
 }
 
 /// `poll(2)` on `fds` for readability; returns the indices of the ready ones (readable,

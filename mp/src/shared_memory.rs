@@ -110,10 +110,13 @@ impl Mapping {
     fn check(&self, off: usize, len: usize) -> Result<()> {
         match off.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
-            _ => Err(Error::Codec(format!(
+            _ => Err(Error::Codec(
+                format!(
                 "corrupt shared list: {len} bytes at offset {off} lie outside the {} byte segment",
                 self.len
-            ))),
+            )
+                .into(),
+            )),
         }
     }
 
@@ -660,10 +663,9 @@ pub trait ShareableItem: Sized {
 }
 
 fn wrong_type<T>(want: &str, got: &Item) -> Result<T> {
-    Err(Error::Codec(format!(
-        "shared list item is a {}, not a {want}: {got}",
-        got.kind()
-    )))
+    Err(Error::Codec(
+        format!("shared list item is a {}, not a {want}: {got}", got.kind()).into(),
+    ))
 }
 
 macro_rules! shareable {
@@ -876,18 +878,18 @@ impl<T: ShareableItem> ShareableList<T> {
         let n = i64::from_ne_bytes(m.load8(0)?);
         let max = shm.size / 8;
         if n < 0 || n as usize > max {
-            return Err(Error::Codec(format!(
-                "{name:?} does not hold a ShareableList (length {n})"
-            )));
+            return Err(Error::Codec(
+                format!("{name:?} does not hold a ShareableList (length {n})").into(),
+            ));
         }
         let n = n as usize;
         let mut offsets = Vec::with_capacity(n + 1);
         for i in 0..=n {
             let o = i64::from_ne_bytes(m.load8(8 + 8 * i)?);
             if o < 0 || o as usize > shm.size {
-                return Err(Error::Codec(format!(
-                    "{name:?} does not hold a ShareableList (offset {o})"
-                )));
+                return Err(Error::Codec(
+                    format!("{name:?} does not hold a ShareableList (offset {o})").into(),
+                ));
             }
             offsets.push(o as usize);
         }
@@ -946,7 +948,7 @@ impl<T: ShareableItem> ShareableList<T> {
         let raw = self.map()?.load8(self.formats_start() + 8 * i)?;
         let end = raw.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
         String::from_utf8(raw[..end].to_vec())
-            .map_err(|_| Error::Codec(format!("corrupt format of shared list item {i}")))
+            .map_err(|_| Error::Codec(format!("corrupt format of shared list item {i}").into()))
     }
 
     fn write_slot(&self, i: usize, fmt: &str, p: &Packed) -> Result<()> {
@@ -980,7 +982,7 @@ impl<T: ShareableItem> ShareableList<T> {
             (FMT_BOOL, _) => Item::Bool(m.load_u8(off + 7)? != 0),
             (f, CODE_STR | CODE_BYTES) if f.ends_with('s') => {
                 let n: usize = f[..f.len() - 1].parse().map_err(|_| {
-                    Error::Codec(format!("unknown format {f:?} of shared list item {i}"))
+                    Error::Codec(format!("unknown format {f:?} of shared list item {i}").into())
                 })?;
                 let mut b = m.load_bytes(off, n)?;
                 while b.last() == Some(&0) {
@@ -988,16 +990,16 @@ impl<T: ShareableItem> ShareableList<T> {
                 }
                 if code == CODE_STR {
                     Item::Str(String::from_utf8(b).map_err(|_| {
-                        Error::Codec(format!("shared list item {i} is not valid UTF-8"))
+                        Error::Codec(format!("shared list item {i} is not valid UTF-8").into())
                     })?)
                 } else {
                     Item::Bytes(b)
                 }
             }
             (f, c) => {
-                return Err(Error::Codec(format!(
-                    "unsupported format {f:?} (code {c}) of shared list item {i}"
-                )))
+                return Err(Error::Codec(
+                    format!("unsupported format {f:?} (code {c}) of shared list item {i}").into(),
+                ))
             }
         };
         Ok(item)

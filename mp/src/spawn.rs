@@ -15,14 +15,25 @@
 
 use crate::codec;
 use crate::error::{Error, Result};
-use serde::{de::DeserializeOwned, Serialize};
+use crate::popen_fork::{self, exit_now};
+use crate::process::Meta;
+use crate::reduction::{read_frame, write_frame, FdKind};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Environment marker of a spawned child: the payload socket's descriptor number.
+pub(crate) const ENV_CHILD: &str = "MP_SPAWN_CHILD_FD";
+/// Environment marker of the fork server: the control socket's descriptor number.
+pub(crate) const ENV_FORKSERVER: &str = "MP_FORKSERVER_FD";
 
 /// One registered task: what `#[mp::task]` emits.
 #[doc(hidden)]
+#[derive(Debug)]
 pub struct TaskEntry {
     /// `module_path!()::name` (or the type path for a `Run` impl).
     pub name: &'static str,
@@ -176,7 +187,7 @@ pub trait Run {
 /// return at once.
 #[doc(hidden)]
 pub fn bootstrap_main() {
-    crate::process::bootstrap_if_child();
+    bootstrap_if_child();
 }
 
 /// What `#[mp::main]` wraps `main`'s body in: the exit handlers (join non-daemonic
@@ -203,7 +214,7 @@ pub fn freeze_support() {}
 /// the parent it returns at once. (A binary that links `mp` also runs it in a
 /// constructor before `main`, so this is a belt-and-braces call.)
 pub fn bootstrap() {
-    crate::process::bootstrap_if_child();
+    bootstrap_if_child();
 }
 
 /// The bootstrap for test binaries and doctests. Since `mp` runs its bootstrap in a
@@ -224,15 +235,238 @@ macro_rules! test_support {
     };
 }
 
-#[doc(hidden)]
-pub mod root_exports {
-    pub use super::{bootstrap, freeze_support, Run, TaskFn};
-}
-
 /// The trampoline `#[mp::task]` registers for an `impl mp::Run for T` block.
 #[doc(hidden)]
 pub fn run_entry<T: Run + DeserializeOwned>(args: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
     let value: T = codec::decode_with_fds(args, fds)?;
     value.run();
     codec::encode(&())
+}
+
+// ---------------------------------------------------------------------------------
+// The child side (CPython's `spawn._main` / `prepare`)
+
+/// Everything a child started by spawn or forkserver receives on its socket (the
+/// descriptors its arguments carry travel beside it).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Payload {
+    pub meta: Meta,
+    pub task: String,
+    pub args: Vec<u8>,
+}
+
+/// What a child sends back on its socket when it ends (read by [`JoinHandle`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Outcome {
+    Ok(Vec<u8>),
+    Panicked { message: String, backtrace: String },
+    Failed(String),
+}
+
+/// In a child forked by mp: reset what belongs to the parent (the process locks were
+/// reset by [`ForkLocks::in_child`](crate::process::ForkLocks::in_child)).
+pub(crate) fn after_fork_child(meta: &Meta) {
+    crate::util::after_fork_child();
+    crate::util::set_inherited_log_level(meta.log_level);
+    popen_fork::child_signals();
+}
+
+/// Installs, once per program, the panic hook that prints `Process <name>:` above a
+/// task's panic and keeps its backtrace for [`Error::TaskPanicked`]. It is installed
+/// in the parent *before* a fork, never in a forked child: `take_hook`/`set_hook` take
+/// the hook's write lock, and a child forked while another parent thread was reading
+/// the hook (any panic, e.g. while it prints a backtrace) inherits that lock held and
+/// would block forever.
+pub(crate) fn ensure_panic_hook() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            // only the thread running a task reports as the process
+            if let Some(name) = TASK_NAME.with(|n| n.borrow().clone()) {
+                let bt = std::backtrace::Backtrace::capture();
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt.to_string());
+                eprintln!("Process {name}:");
+            }
+            default(info);
+        }));
+    });
+}
+
+thread_local! {
+    static LAST_BACKTRACE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    static TASK_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+/// Runs `f` with the child's panic hook; `Err((message, backtrace))` if it panicked.
+pub(crate) fn run_guarded<R>(
+    name: &str,
+    f: impl FnOnce() -> R + panic::UnwindSafe,
+) -> std::result::Result<R, (String, String)> {
+    ensure_panic_hook();
+    TASK_NAME.with(|n| *n.borrow_mut() = Some(name.to_string()));
+    panic::catch_unwind(f).map_err(|p| {
+        (
+            panic_message(&*p),
+            LAST_BACKTRACE.with(|b| b.borrow().clone()),
+        )
+    })
+}
+
+pub(crate) fn finish_child(code: i32) -> ! {
+    crate::util::run_exit_handlers();
+    exit_now(code)
+}
+
+pub(crate) fn run_task(payload: Payload, fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
+    let name = payload.meta.name.clone();
+    let outcome = match task_by_name(&payload.task) {
+        Err(e) => {
+            eprintln!("Process {name}:\n{e}");
+            Outcome::Failed(e.to_string())
+        }
+        Ok(entry) => {
+            match run_guarded(&name, AssertUnwindSafe(|| (entry.call)(&payload.args, fds))) {
+                Ok(Ok(bytes)) => Outcome::Ok(bytes),
+                Ok(Err(e)) => {
+                    eprintln!("Process {name}:\n{e}");
+                    Outcome::Failed(e.to_string())
+                }
+                Err((message, backtrace)) => Outcome::Panicked { message, backtrace },
+            }
+        }
+    };
+    let code = match outcome {
+        Outcome::Ok(_) => 0,
+        _ => 1,
+    };
+    if let Some(sock) = sock {
+        if let Ok(bytes) = codec::encode(&outcome) {
+            let _ = write_frame(sock.as_fd(), FdKind::Socket, &bytes, &[]);
+        }
+    }
+    finish_child(code)
+}
+
+/// A spawned child: read the payload from `sock`, acknowledge it, run, exit.
+pub(crate) fn child_from_socket(sock: OwnedFd) -> ! {
+    popen_fork::child_signals();
+    let (bytes, fds) = match read_frame(sock.as_fd(), FdKind::Socket, usize::MAX) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("mp: child could not read its payload: {e}");
+            exit_now(1)
+        }
+    };
+    let _ = rustix::io::write(&sock, &[1]); // the acknowledgement launch_exec waits for
+    child_from_payload(&bytes, fds, Some(sock))
+}
+
+/// A child of spawn or the fork server with its payload in hand: become the process
+/// it describes, run the task, exit. `sock` carries the result back, if wanted.
+pub(crate) fn child_from_payload(bytes: &[u8], fds: Vec<OwnedFd>, sock: Option<OwnedFd>) -> ! {
+    popen_fork::child_signals();
+    let payload: Payload = match codec::decode(bytes) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("mp: child received a malformed payload: {e}");
+            exit_now(1)
+        }
+    };
+    crate::process::become_child(payload.meta.clone());
+    crate::util::after_fork_child();
+    if payload.meta.tracker {
+        crate::resource_tracker::join_parents_tracker();
+    }
+    if let Some(m) = payload.meta.start_method {
+        crate::context::set_start_method_force(Some(m));
+    }
+    crate::util::set_inherited_log_level(payload.meta.log_level);
+    run_task(payload, fds, sock)
+}
+
+fn take_marker(var: &str) -> Option<OwnedFd> {
+    let v = std::env::var_os(var)?;
+    // SAFETY: called once at start-up (in a constructor or first thing in main), while
+    // the process is single-threaded; clearing the marker lets this child start children.
+    unsafe { std::env::remove_var(var) };
+    let fd: RawFd = v.to_str()?.parse().ok()?;
+    // SAFETY: the parent placed this descriptor here for us alone.
+    Some(unsafe { crate::reduction::owned_from_raw(fd) })
+}
+
+/// If this process is a child started by spawn or forkserver (or the fork server
+/// itself), run its work and exit; otherwise return.
+pub(crate) fn bootstrap_if_child() {
+    keep_bootstrap_linked();
+    if let Some(fd) = take_marker(ENV_FORKSERVER) {
+        crate::forkserver::serve(fd);
+    }
+    if let Some(fd) = take_marker(ENV_CHILD) {
+        child_from_socket(fd);
+    }
+    if let Some(fd) = take_marker(crate::resource_tracker::ENV_TRACKER) {
+        crate::resource_tracker::serve(fd);
+    }
+}
+
+extern "C" fn bootstrap_ctor() {
+    if MAIN_BOOTSTRAP.is_empty() {
+        bootstrap_if_child();
+    }
+    let child = [
+        ENV_CHILD,
+        ENV_FORKSERVER,
+        crate::resource_tracker::ENV_TRACKER,
+    ]
+    .iter()
+    .any(|m| std::env::var_os(m).is_some());
+    if !child {
+        start_watchdog_if_asked();
+    }
+}
+
+/// Environment variable: abort any program that links `mp` (not its children) once it
+/// has run this many seconds. CI sets it so that a hung test fails its test binary
+/// with a message instead of hanging the whole run.
+pub const ENV_WATCHDOG: &str = "MP_WATCHDOG_SECS";
+
+fn start_watchdog_if_asked() {
+    let Some(secs) = std::env::var_os(ENV_WATCHDOG).and_then(|v| v.to_str()?.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let _ = std::thread::Builder::new()
+        .name("mp-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs));
+            let exe = std::env::args().next().unwrap_or_default();
+            eprintln!("mp watchdog: {exe} ran longer than {secs} s ({ENV_WATCHDOG}); aborting");
+            std::process::abort();
+        });
+}
+
+/// The pre-`main` bootstrap for binaries without `#[mp::main]` (tests, doctests).
+#[used]
+#[link_section = ".init_array"]
+static BOOTSTRAP_CTOR: extern "C" fn() = bootstrap_ctor;
+
+/// Referenced from every path that starts a binary again, so the linker keeps the
+/// constructor above in every program that can be a spawned child.
+pub(crate) fn keep_bootstrap_linked() {
+    std::hint::black_box(&BOOTSTRAP_CTOR);
+}
+#[doc(hidden)]
+pub mod root_exports {
+    pub use super::{bootstrap, freeze_support, Run, TaskFn};
 }

@@ -19,7 +19,10 @@ static ATEXIT_INSTALLED: AtomicBool = AtomicBool::new(false);
 /// The pid whose exit handlers already ran (0 = none yet).
 static RAN_IN: AtomicU32 = AtomicU32::new(0);
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `m`, ignoring poisoning: mp's process-wide state stays usable after a panic
+/// elsewhere (every critical section leaves it consistent, or is written to be
+/// re-entered), as a Python program carries on after an exception in another thread.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 

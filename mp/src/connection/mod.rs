@@ -327,7 +327,7 @@ impl Connection {
     #[cfg(feature = "pickle")]
     pub fn send_pickle<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let bytes = serde_pickle::to_vec(&value, serde_pickle::SerOptions::new())
-            .map_err(|e| Error::Codec(e.to_string()))?;
+            .map_err(|e| Error::Codec(crate::error::CodecError::from_error(e)))?;
         self.send_bytes(&bytes)
     }
 
@@ -336,7 +336,7 @@ impl Connection {
     #[cfg(feature = "pickle")]
     pub fn send_pickle_value(&self, value: &serde_pickle::Value) -> Result<()> {
         let bytes = serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new())
-            .map_err(|e| Error::Codec(e.to_string()))?;
+            .map_err(|e| Error::Codec(crate::error::CodecError::from_error(e)))?;
         self.send_bytes(&bytes)
     }
 
@@ -347,7 +347,7 @@ impl Connection {
     pub fn recv_pickle_value(&self) -> Result<serde_pickle::Value> {
         let bytes = self.recv_bytes()?;
         serde_pickle::value_from_slice(&bytes, serde_pickle::DeOptions::new())
-            .map_err(|e| Error::Codec(e.to_string()))
+            .map_err(|e| Error::Codec(crate::error::CodecError::from_error(e)))
     }
 
     /// Receives a message pickled by Python's `conn.send(obj)` as a `T` (basic data
@@ -357,7 +357,7 @@ impl Connection {
     pub fn recv_pickle<T: DeserializeOwned>(&self) -> Result<T> {
         let bytes = self.recv_bytes()?;
         serde_pickle::from_slice(&bytes, serde_pickle::DeOptions::new())
-            .map_err(|e| Error::Codec(e.to_string()))
+            .map_err(|e| Error::Codec(crate::error::CodecError::from_error(e)))
     }
 }
 
@@ -398,9 +398,12 @@ fn read_header(mut f: &File) -> Result<usize> {
             let mut l = [0u8; 8];
             read_exact(f, &mut l)?;
             let len = u64::from_be_bytes(l);
-            usize::try_from(len).map_err(|_| Error::Codec(format!("frame length {len} too large")))
+            usize::try_from(len)
+                .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
         }
-        n if n < 0 => Err(Error::Codec(format!("malformed frame header: length {n}"))),
+        n if n < 0 => Err(Error::Codec(
+            format!("malformed frame header: length {n}").into(),
+        )),
         n => Ok(n as usize),
     }
 }

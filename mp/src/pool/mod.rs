@@ -99,10 +99,13 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for Typed<R> {
             if values.len() + errors.len() == count && in_range {
                 Ok((values, errors))
             } else {
-                Err(Error::Codec(format!(
-                    "a worker sent {} results for a chunk of {count}",
-                    values.len() + errors.len()
-                )))
+                Err(Error::Codec(
+                    format!(
+                        "a worker sent {} results for a chunk of {count}",
+                        values.len() + errors.len()
+                    )
+                    .into(),
+                ))
             }
         });
         match decoded {

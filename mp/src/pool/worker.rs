@@ -73,7 +73,7 @@ impl ItemError {
         let kind = e.variant_name().to_string();
         let message = match e {
             Error::NotRegistered { name } => name,
-            Error::Codec(m) => m,
+            Error::Codec(m) => m.into(),
             other => other.to_string(),
         };
         ItemError::Failed { kind, message }
@@ -89,7 +89,7 @@ impl ItemError {
             },
             ItemError::Failed { kind, message } => match kind.as_str() {
                 "NotRegistered" => Error::NotRegistered { name: message },
-                "Codec" => Error::Codec(message),
+                "Codec" => Error::Codec(message.into()),
                 _ => Error::Remote {
                     kind,
                     message,
@@ -174,7 +174,7 @@ pub(crate) fn encode_items<R: Serialize>(
             .filter_map(|(i, r)| {
                 let e = crate::codec::encode(r.as_ref().ok()?).err()?;
                 let msg = format!("the task's result could not be encoded: {e}");
-                Some((i as u32, ItemError::failed(Error::Codec(msg))))
+                Some((i as u32, ItemError::failed(Error::Codec(msg.into()))))
             })
             .collect();
         encode_skipping(items, &bad)

@@ -1,0 +1,777 @@
+//! The shared-memory ring of a queue: its layout, its entries, push and pop, and the
+//! validation of everything read back (CPython has no counterpart: its queues are a
+//! pipe; the ring plays the pipe's part, the side channel carries descriptors).
+//!
+//! # Layout
+//! A [`heap`](crate::heap) block: the [`QueueHeader`] (futex words and counters, one
+//! cache line per writer), then the data ring. An entry is `[len: u32][kind: u32]
+//! [seq: u64]` then, for inline items, the bytes padded to 8. An entry never wraps: when
+//! it does not fit before the end of the ring, a [`KIND_WRAP`] marker (or fewer than
+//! [`ENTRY_HDR`] bytes of slack) sends the reader back to offset 0.
+//!
+//! # Validation
+//! Every entry read from the ring is checked (kind, length against the ring and
+//! [`INLINE_MAX`], a memfd's size against the entry's length) before use: the ring is
+//! memory other processes write, a process killed mid-write or a hostile peer can
+//! leave anything there. A corrupt entry is an [`Error::Codec`] and never a panic.
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::heap::{Block, CachePadded, SharedHeader};
+use crate::reduction::{self, recv_with_fds, send_with_fds};
+use crate::synchronize::futex::{self, Deadline, Locked, OwnedLock};
+use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+use std::io::IoSlice;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+use std::time::Duration;
+
+/// Items larger than this (encoded) travel in their own `memfd`, not through the ring.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// Bytes of the data ring of each queue.
+pub(super) const RING: usize = 1 << 20;
+
+/// Bytes before the data ring (the [`QueueHeader`], rounded up).
+pub(super) const HEADER: usize = 512;
+
+/// A futex word bumped on every event of one kind, and the number of sleepers on it
+/// (the bumper skips the wake-up syscall while nobody sleeps).
+#[repr(C)]
+pub(super) struct WaitWord {
+    /// Bumped by every event: the futex word.
+    pub seq: AtomicU32,
+    /// Sleepers on `seq`.
+    pub sleepers: AtomicU32,
+}
+
+/// `JoinableQueue`'s shared counters.
+#[repr(C)]
+pub(super) struct JoinState {
+    /// Items put and not yet `task_done`.
+    pub unfinished: AtomicU32,
+    /// Bumped when `unfinished` reaches 0; joiners sleep on it.
+    pub done: WaitWord,
+}
+
+/// The ring's position counters, written together under the ring lock.
+#[repr(C)]
+pub(super) struct Tail {
+    /// Bytes produced (monotonic; the ring offset is `tail % capacity`).
+    pub tail: AtomicU64,
+    /// Items in the ring.
+    pub count: AtomicU64,
+    /// Sequence number of the next entry (tags its side-channel message).
+    pub seq: AtomicU64,
+}
+
+/// The queue's shared header, at the start of its block, before the data ring. Fields
+/// are grouped by who writes them, one cache line each, so producers and consumers do
+/// not bounce each other's lines needlessly.
+#[repr(C)]
+pub(super) struct QueueHeader {
+    /// The ring lock (a futex lock word).
+    pub lock: CachePadded<AtomicU32>,
+    /// Bumped by every put (getters sleep on it).
+    pub put: CachePadded<WaitWord>,
+    /// Bumped by every get (putters waiting for room sleep on it).
+    pub get: CachePadded<WaitWord>,
+    /// `JoinableQueue`: unfinished tasks and their joiners.
+    pub join: CachePadded<JoinState>,
+    /// Bytes consumed (monotonic).
+    pub head: CachePadded<AtomicU64>,
+    /// Bytes produced, items, next sequence number.
+    pub tail: CachePadded<Tail>,
+    /// 0 = unbounded (written once, at creation).
+    pub maxsize: CachePadded<AtomicU64>,
+}
+// SAFETY: repr(C), atomics only (CachePadded is repr(C) too): every bit pattern is valid.
+unsafe impl SharedHeader for QueueHeader {}
+const _: () = assert!(std::mem::size_of::<QueueHeader>() <= HEADER);
+
+// Entry: [len: u32][kind: u32][seq: u64] then the inline bytes, padded to 8.
+const ENTRY_HDR: usize = 16;
+const KIND_INLINE: u32 = 0;
+const KIND_FDS: u32 = 1; // inline bytes; descriptors on the side channel
+const KIND_INDIRECT: u32 = 2; // bytes in a memfd (first descriptor on the side channel)
+const KIND_WRAP: u32 = 3; // the rest of the ring is unused: continue at offset 0
+
+thread_local! {
+    /// Per-thread buffer items are encoded into (and popped into) before the ring copy.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn pad8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// An encoded item ready for the ring.
+pub(super) struct Encoded {
+    bytes: Vec<u8>,
+    fds: Vec<OwnedFd>,
+    /// For big items: the memfd holding `bytes` (then `bytes` is empty).
+    memfd: Option<(OwnedFd, usize)>,
+}
+
+impl Encoded {
+    pub(super) fn new<T: Serialize>(item: &T) -> Result<Encoded> {
+        // reuse this thread's buffer: the common case hands it back right after the push
+        let mut bytes = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        bytes.clear();
+        let guard = reduction::EncodeFds::begin();
+        let encoded = codec::encode_into(item, &mut bytes);
+        let fds = guard.finish();
+        encoded?;
+        if bytes.len() <= INLINE_MAX {
+            return Ok(Encoded {
+                bytes,
+                fds,
+                memfd: None,
+            });
+        }
+        let fd = rustix::fs::memfd_create("mp-queue-item", rustix::fs::MemfdFlags::CLOEXEC)?;
+        let mut file = std::fs::File::from(fd);
+        std::io::Write::write_all(&mut file, &bytes)?;
+        Ok(Encoded {
+            bytes: Vec::new(),
+            fds,
+            memfd: Some((file.into(), bytes.len())),
+        })
+    }
+
+    /// Gives the byte buffer back to this thread for the next item.
+    pub(super) fn recycle(self) {
+        if self.bytes.capacity() <= INLINE_MAX * 2 {
+            SCRATCH.with(|s| *s.borrow_mut() = self.bytes);
+        }
+    }
+
+    pub(super) fn ring_size(&self) -> usize {
+        ENTRY_HDR
+            + if self.memfd.is_some() {
+                0
+            } else {
+                pad8(self.bytes.len())
+            }
+    }
+
+    fn kind(&self) -> u32 {
+        match (&self.memfd, self.fds.is_empty()) {
+            (Some(_), _) => KIND_INDIRECT,
+            (None, true) => KIND_INLINE,
+            (None, false) => KIND_FDS,
+        }
+    }
+}
+
+/// A process-shared file descriptor of the queue (the side channel's ends).
+struct Fd(OwnedFd);
+
+impl Serialize for Fd {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        reduction::serialize_fd(self.0.as_fd(), s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fd {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        reduction::deserialize_fd(d).map(Fd)
+    }
+}
+
+/// What one [`Ring::push_once`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Pushed {
+    /// The item is in the ring.
+    Done,
+    /// No room for it.
+    NoRoom,
+    /// The ring lock was not free before the deadline.
+    LockTimedOut,
+}
+
+/// The shared-memory ring every process holding the queue maps, and the side channel
+/// beside it: what a queue handle serializes as.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Ring {
+    block: Block,
+    side_tx: Fd,
+    side_rx: Fd,
+}
+
+impl Ring {
+    /// A new ring of `ring` data bytes (`maxsize` 0 = unbounded).
+    pub(super) fn create(maxsize: usize, ring: usize) -> Result<Ring> {
+        let block = Block::new_aligned(HEADER + ring, 64)?;
+        block
+            .header::<QueueHeader>()
+            .maxsize
+            .store(maxsize as u64, Relaxed);
+        let (tx, rx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Ring {
+            block,
+            side_tx: Fd(tx.into()),
+            side_rx: Fd(rx.into()),
+        })
+    }
+
+    /// Checks a ring received from another process before any use.
+    pub(super) fn validate(&self) -> std::result::Result<(), &'static str> {
+        if self.block.len() < HEADER + 64 || self.block.try_header::<QueueHeader>().is_none() {
+            return Err("queue block too small");
+        }
+        Ok(())
+    }
+
+    /// The shared header.
+    #[inline]
+    pub(super) fn h(&self) -> &QueueHeader {
+        self.block.header()
+    }
+
+    pub(super) fn capacity(&self) -> usize {
+        self.block.len() - HEADER
+    }
+
+    pub(super) fn maxsize(&self) -> usize {
+        self.h().maxsize.load(Relaxed) as usize
+    }
+
+    pub(super) fn count(&self) -> usize {
+        self.h().tail.count.load(Acquire) as usize
+    }
+
+    /// Takes the ring lock; `false` if the deadline passed first. The ring's critical
+    /// sections are a few hundred nanoseconds: the futex core's spin policy keeps a
+    /// producer and a consumer on two CPUs out of a convoy of futex sleeps and
+    /// wake-ups. The lock word names its holder: a holder killed inside its critical
+    /// section is detected by the next waiter (within [`futex::OWNER_CHECK`]), which
+    /// takes the lock over and [`repair`](Self::repair)s the ring first.
+    pub(super) fn lock(&self, dl: Deadline) -> bool {
+        match OwnedLock::lock(&self.h().lock, dl) {
+            Locked::Yes => true,
+            Locked::FromDeadOwner => {
+                self.repair();
+                true
+            }
+            Locked::TimedOut => false,
+        }
+    }
+
+    pub(super) fn unlock(&self) {
+        OwnedLock::unlock(&self.h().lock);
+    }
+
+    /// With the lock taken over from a dead holder: makes the ring consistent again.
+    ///
+    /// A put commits by advancing the tail after writing its entry, so the entry of a
+    /// producer killed before that lies past the tail and is never read (its
+    /// descriptors, if it sent any, become an orphan message that [`take_fds`] skips:
+    /// the sequence number is advanced past it here). A holder killed between its
+    /// stores leaves the item count off by one: it is recounted from the entries
+    /// between head and tail. Anything unreadable there truncates the ring at that
+    /// entry, so nothing torn is ever delivered.
+    ///
+    /// [`take_fds`]: Self::take_fds
+    fn repair(&self) {
+        log::warn!("a process died holding a queue's lock; the queue was repaired");
+        let h = self.h();
+        let cap = self.capacity() as u64;
+        let head = h.head.load(Relaxed);
+        let mut tail = h.tail.tail.load(Relaxed);
+        if tail < head || tail - head > cap {
+            tail = head; // the counters themselves are garbage: empty the ring
+        }
+        let (mut pos, mut n) = (head, 0u64);
+        while pos < tail {
+            let off = pos % cap;
+            if cap - off < ENTRY_HDR as u64 {
+                pos += cap - off;
+                continue;
+            }
+            let mut e = [0u8; ENTRY_HDR];
+            self.block.read_bytes(HEADER + off as usize, &mut e);
+            let len = u32::from_le_bytes(e[..4].try_into().expect("4 bytes")) as usize;
+            let kind = u32::from_le_bytes(e[4..8].try_into().expect("4 bytes"));
+            let size = match kind {
+                KIND_WRAP => {
+                    pos += cap - off;
+                    continue;
+                }
+                KIND_INDIRECT => ENTRY_HDR as u64,
+                KIND_INLINE | KIND_FDS if len <= INLINE_MAX => (ENTRY_HDR + pad8(len)) as u64,
+                _ => break,
+            };
+            if off + size > cap || pos + size > tail {
+                break;
+            }
+            pos += size;
+            n += 1;
+        }
+        let tail = pos.min(tail);
+        h.tail.tail.store(tail, Release);
+        h.tail.count.store(n, Release);
+        h.tail.seq.fetch_add(1, Relaxed);
+    }
+
+    /// Ring bytes in use, read without the lock (a hint). The head is read first: both
+    /// only grow, so the tail read after it is at least as large (read the other way
+    /// round, consumers can move the head past the tail read before it, and the
+    /// difference underflows). Saturating all the same: the words are shared memory.
+    fn used(&self) -> usize {
+        let head = self.h().head.load(Acquire);
+        let tail = self.h().tail.tail.load(Acquire);
+        tail.saturating_sub(head) as usize
+    }
+
+    /// Whether an item of `size` ring bytes could go in now (read without the lock: a hint).
+    pub(super) fn has_room(&self, size: usize) -> bool {
+        let max = self.maxsize();
+        if max > 0 && self.count() >= max {
+            return false;
+        }
+        // worst case a wrap wastes up to `size` bytes at the end of the ring
+        self.used() + 2 * size <= self.capacity()
+    }
+
+    /// What a putter waiting for room sleeps until: a free slot of a bounded queue, or
+    /// a quarter of the ring free for an unbounded one (so a full ring refills in
+    /// batches rather than with one wake-up per get).
+    pub(super) fn room_to_wake(&self, size: usize) -> bool {
+        if self.maxsize() > 0 {
+            return self.has_room(size);
+        }
+        self.capacity().saturating_sub(self.used()) >= self.capacity() / 4 && self.has_room(size)
+    }
+
+    /// After a get: wake sleeping putters when there is the room they wait for.
+    pub(super) fn bump_after_get(&self) {
+        let get = &self.h().get;
+        get.seq.fetch_add(1, SeqCst);
+        if get.sleepers.load(SeqCst) > 0 && self.room_to_wake(0) {
+            futex::wake(&get.seq, u32::MAX);
+        }
+    }
+
+    /// Sleeps until [`room_to_wake`](Self::room_to_wake) (re-checking the exact room at
+    /// least every millisecond, so a putter whose item fits is never left waiting for
+    /// the quarter). `false` once the deadline has passed.
+    pub(super) fn wait_room(&self, size: usize, dl: Deadline) -> bool {
+        let step = match dl {
+            Deadline::Now => return false,
+            Deadline::Never => Deadline::after(Some(Duration::from_millis(1))),
+            Deadline::At(t) => {
+                let soon = std::time::Instant::now() + Duration::from_millis(1);
+                Deadline::At(t.min(soon))
+            }
+        };
+        futex::wait_until(&self.h().get.seq, &self.h().get.sleepers, step, || {
+            self.room_to_wake(size)
+        });
+        !dl.expired()
+    }
+
+    /// Bumps `w` and wakes up to `n` of its sleepers, if any.
+    pub(super) fn bump(w: &WaitWord, n: u32) {
+        w.seq.fetch_add(1, SeqCst);
+        if w.sleepers.load(SeqCst) > 0 {
+            futex::wake(&w.seq, n);
+        }
+    }
+
+    /// With the lock held: appends `e` if there is room. `Ok(false)` = full.
+    pub(super) fn push_locked(&self, e: &Encoded) -> Result<bool> {
+        let max = self.maxsize();
+        let count = self.h().tail.count.load(Relaxed);
+        if max > 0 && count as usize >= max {
+            return Ok(false);
+        }
+        let cap = self.capacity() as u64;
+        let (head, tail) = (
+            self.h().head.load(Relaxed),
+            self.h().tail.tail.load(Relaxed),
+        );
+        let size = e.ring_size() as u64;
+        let pos = tail % cap;
+        let waste = if pos + size > cap { cap - pos } else { 0 };
+        if tail.saturating_sub(head) + waste + size > cap {
+            return Ok(false);
+        }
+        let seq = self.h().tail.seq.load(Relaxed);
+        if e.kind() != KIND_INLINE {
+            // descriptors first, tagged with the entry's sequence number
+            let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(e.fds.len() + 1);
+            if let Some((m, _)) = &e.memfd {
+                fds.push(m.as_fd());
+            }
+            fds.extend(e.fds.iter().map(|f| f.as_fd()));
+            let tag = seq.to_le_bytes();
+            match send_with_fds(self.side_tx.0.as_fd(), &[IoSlice::new(&tag)], &fds) {
+                Ok(8) => {}
+                Ok(_) => {
+                    return Err(Error::Io(std::io::Error::other(
+                        "short write on the queue's side channel",
+                    )))
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(err) => return Err(err.into()),
+            }
+        }
+        let block = &self.block;
+        let mut at = tail;
+        if waste > 0 {
+            if waste >= ENTRY_HDR as u64 {
+                let mut h = [0u8; ENTRY_HDR];
+                h[4..8].copy_from_slice(&KIND_WRAP.to_le_bytes());
+                block.write_bytes(HEADER + pos as usize, &h);
+            }
+            at += waste;
+        }
+        let off = HEADER + (at % cap) as usize;
+        let len = e.memfd.as_ref().map_or(e.bytes.len(), |(_, n)| *n);
+        let mut h = [0u8; ENTRY_HDR];
+        h[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        h[4..8].copy_from_slice(&e.kind().to_le_bytes());
+        h[8..].copy_from_slice(&seq.to_le_bytes());
+        block.write_bytes(off, &h);
+        if e.memfd.is_none() {
+            block.write_bytes(off + ENTRY_HDR, &e.bytes);
+        }
+        self.h().tail.seq.store(seq + 1, Relaxed);
+        self.h().tail.tail.store(at + size, Release);
+        self.h().tail.count.store(count + 1, Release);
+        Ok(true)
+    }
+
+    /// With the lock held: takes the oldest entry, if any, as (bytes, descriptors).
+    /// `Some(Err(_))` reports an item whose descriptors were lost (a consumer died
+    /// holding them); the entry is dropped so the queue stays usable.
+    pub(super) fn pop_locked(&self) -> Option<Result<(Vec<u8>, Vec<OwnedFd>)>> {
+        let count = self.h().tail.count.load(Relaxed);
+        if count == 0 {
+            return None;
+        }
+        let cap = self.capacity() as u64;
+        let block = &self.block;
+        let mut head = self.h().head.load(Relaxed);
+        let mut h = [0u8; ENTRY_HDR];
+        let mut pos = head % cap;
+        if cap - pos < ENTRY_HDR as u64 {
+            head += cap - pos;
+            pos = 0;
+        } else {
+            block.read_bytes(HEADER + pos as usize, &mut h);
+            if u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) == KIND_WRAP {
+                head += cap - pos;
+                pos = 0;
+            }
+        }
+        block.read_bytes(HEADER + pos as usize, &mut h);
+        let len = u32::from_le_bytes(h[..4].try_into().expect("4 bytes")) as usize;
+        let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
+        let seq = u64::from_le_bytes(h[8..].try_into().expect("8 bytes"));
+        let inline_ok = pos + (ENTRY_HDR + pad8(len)) as u64 <= cap && len <= INLINE_MAX;
+        let entry_end = head
+            + ENTRY_HDR as u64
+            + if kind == KIND_INDIRECT {
+                0
+            } else {
+                pad8(len) as u64
+            };
+        let past_tail = entry_end > self.h().tail.tail.load(Relaxed);
+        if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) || past_tail {
+            // Only a process killed mid-write (or foreign writes to the shared memory)
+            // can leave this: drop everything queued rather than read garbage.
+            let tail = self.h().tail.tail.load(Relaxed);
+            self.h().head.store(tail, Release);
+            self.h().tail.count.store(0, Release);
+            return Some(Err(Error::Codec(
+                format!(
+                "queue ring corrupted (entry kind {kind}, length {len}); its items were dropped"
+            )
+                .into(),
+            )));
+        }
+        let mut size = ENTRY_HDR as u64;
+        let mut out = Ok((Vec::new(), Vec::new()));
+        if kind != KIND_INDIRECT {
+            let mut bytes = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            bytes.clear();
+            bytes.resize(len, 0);
+            block.read_bytes(HEADER + pos as usize + ENTRY_HDR, &mut bytes);
+            size += pad8(len) as u64;
+            out = Ok((bytes, Vec::new()));
+        }
+        if kind != KIND_INLINE {
+            out = match self.take_fds(seq) {
+                Some(mut fds) if kind == KIND_INDIRECT => {
+                    if fds.is_empty() {
+                        Err(Error::Codec("queue item lost its data".into()))
+                    } else {
+                        let memfd = fds.remove(0);
+                        read_memfd(memfd, len).map(|b| (b, fds))
+                    }
+                }
+                Some(fds) => out.map(|(b, _)| (b, fds)),
+                None => Err(Error::Codec(
+                    "a queue item's descriptors were lost (a consumer died while taking it)".into(),
+                )),
+            };
+        }
+        self.h().head.store(head + size, Release);
+        self.h().tail.count.store(count - 1, Release);
+        Some(out)
+    }
+
+    /// Receives the side-channel message for entry `seq`, skipping older orphans (sent
+    /// by a producer that died before committing its entry). `None` if it is missing.
+    pub(super) fn take_fds(&self, seq: u64) -> Option<Vec<OwnedFd>> {
+        let rx = self.side_rx.0.as_fd();
+        loop {
+            let mut tag = [0u8; 8];
+            let n = rustix::net::recv(rx, &mut tag, rustix::net::RecvFlags::PEEK).ok()?;
+            if n.0 != 8 {
+                return None;
+            }
+            let got = u64::from_le_bytes(tag);
+            if got > seq {
+                return None; // ours is gone; leave this one for its own entry
+            }
+            let mut fds = Vec::new();
+            if recv_with_fds(rx, &mut tag, &mut fds).ok()? != 8 {
+                return None;
+            }
+            if got == seq {
+                return Some(fds);
+            }
+            // an orphan: its descriptors are closed here
+        }
+    }
+
+    /// One attempt: lock (until the deadline), append if there is room, wake a getter.
+    pub(super) fn push_once(&self, e: &Encoded, dl: Deadline) -> Result<Pushed> {
+        if !self.lock(dl) {
+            return Ok(Pushed::LockTimedOut);
+        }
+        let pushed = self.push_locked(e);
+        self.unlock();
+        if pushed? {
+            Self::bump(&self.h().put, 1);
+            return Ok(Pushed::Done);
+        }
+        Ok(Pushed::NoRoom)
+    }
+
+    /// Puts, waiting (until the deadline) for room. `Err(Full)` on timeout.
+    pub(super) fn put_wait(&self, e: Encoded, dl: Deadline) -> Result<()> {
+        loop {
+            match self.push_once(&e, dl)? {
+                Pushed::Done => {
+                    e.recycle();
+                    return Ok(());
+                }
+                Pushed::LockTimedOut => return Err(Error::Full),
+                Pushed::NoRoom => {}
+            }
+            if !self.wait_room(e.ring_size(), dl) {
+                return Err(Error::Full);
+            }
+        }
+    }
+
+    /// Gets, waiting (until the deadline) for an item. `Err(Empty)` on timeout.
+    pub(super) fn get_wait(&self, dl: Deadline) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        loop {
+            if !self.lock(dl) {
+                return Err(Error::Empty);
+            }
+            let item = self.pop_locked();
+            self.unlock();
+            if let Some(item) = item {
+                self.bump_after_get();
+                return item;
+            }
+            // a producer streaming on another CPU usually delivers the next item well
+            // before a futex sleep and wake-up would: wait_until spins first
+            if !futex::wait_until(&self.h().put.seq, &self.h().put.sleepers, dl, || {
+                self.count() > 0
+            }) {
+                return Err(Error::Empty);
+            }
+        }
+    }
+}
+
+fn read_memfd(fd: OwnedFd, len: usize) -> Result<Vec<u8>> {
+    let file = std::fs::File::from(fd);
+    let real = file.metadata()?.len();
+    if real != len as u64 {
+        return Err(Error::Codec(
+            format!("queue item of {len} bytes arrived with {real}").into(),
+        ));
+    }
+    let mut out = vec![0u8; len];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut out, 0)?;
+    Ok(out)
+}
+
+/// Decodes an item and hands its buffer back to this thread.
+pub(super) fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<OwnedFd>) -> Result<T> {
+    let out = codec::decode_with_fds(&bytes, fds);
+    if bytes.capacity() <= INLINE_MAX * 2 {
+        SCRATCH.with(|s| *s.borrow_mut() = bytes);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::ByteBuf;
+
+    /// A ring of `cap` data bytes, unbounded.
+    fn tiny(cap: usize) -> Ring {
+        Ring::create(0, cap).unwrap()
+    }
+
+    fn item(tag: u8, len: usize) -> Encoded {
+        Encoded::new(&ByteBuf::from(vec![tag; len])).unwrap()
+    }
+
+    fn push(r: &Ring, e: &Encoded) -> bool {
+        assert!(r.lock(Deadline::Now));
+        let pushed = r.push_locked(e).unwrap();
+        r.unlock();
+        pushed
+    }
+
+    fn pop(r: &Ring) -> Option<Result<Vec<u8>>> {
+        assert!(r.lock(Deadline::Now));
+        let got = r.pop_locked();
+        r.unlock();
+        got.map(|x| {
+            x.and_then(|(b, fds)| codec::decode_with_fds::<ByteBuf>(&b, fds).map(|b| b.into_vec()))
+        })
+    }
+
+    #[test]
+    fn fifo_across_many_wrap_arounds() {
+        let r = tiny(256);
+        // sizes chosen so entries end at every offset: some wraps leave a marker,
+        // some leave less than an entry header of slack
+        let mut next_out = 0u32;
+        let mut next_in = 0u32;
+        for round in 0..500u32 {
+            let len = (round * 7 % 40) as usize + 1;
+            while !push(&r, &item(next_in as u8, len)) {
+                let got = pop(&r).expect("full ring has items").unwrap();
+                assert_eq!(got[0], next_out as u8, "order");
+                next_out += 1;
+            }
+            next_in += 1;
+        }
+        while let Some(got) = pop(&r) {
+            assert_eq!(got.unwrap()[0], next_out as u8);
+            next_out += 1;
+        }
+        assert_eq!(next_in, next_out);
+        assert_eq!(r.count(), 0);
+    }
+
+    #[test]
+    fn wrap_marker_sends_the_reader_to_the_start() {
+        let r = tiny(192);
+        assert_eq!(r.capacity(), 192);
+        // 16-byte header + 1 length byte + 40 payload bytes → 64 ring bytes per entry
+        let e = item(1, 40);
+        assert_eq!(e.ring_size(), 64);
+        let small = item(2, 8); // 16 + 16 = 32 ring bytes
+        assert_eq!(small.ring_size(), 32);
+        assert!(push(&r, &small)); // [0, 32)
+        assert!(push(&r, &e)); // [32, 96)
+        assert!(push(&r, &e)); // [96, 160)
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![2; 8]);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        // 32 bytes left at the end, the entry needs 64: a wrap marker at 160, entry at 0
+        assert!(push(&r, &e));
+        let marker = {
+            let mut h = [0u8; ENTRY_HDR];
+            r.block.read_bytes(HEADER + 160, &mut h);
+            u32::from_le_bytes(h[4..8].try_into().unwrap())
+        };
+        assert_eq!(marker, KIND_WRAP);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        assert!(pop(&r).is_none());
+        assert_eq!(r.h().head.load(Relaxed), r.h().tail.tail.load(Relaxed));
+        assert_eq!(r.h().head.load(Relaxed), 192 + 64);
+    }
+
+    #[test]
+    fn full_and_empty() {
+        let r = tiny(128);
+        assert!(pop(&r).is_none());
+        let e = item(3, 40); // 64 ring bytes
+        assert!(push(&r, &e));
+        assert!(push(&r, &e));
+        assert!(!push(&r, &e), "a full ring refuses");
+        assert!(!r.has_room(e.ring_size()));
+        assert_eq!(r.count(), 2);
+        assert!(pop(&r).is_some() && pop(&r).is_some());
+        assert!(pop(&r).is_none());
+        let bounded = Ring::create(1, 256).unwrap();
+        assert!(push(&bounded, &item(4, 1)));
+        assert!(!push(&bounded, &item(4, 1)), "maxsize 1");
+    }
+
+    #[test]
+    fn corrupt_entries_are_an_error_and_the_ring_stays_usable() {
+        let r = tiny(256);
+        assert!(push(&r, &item(5, 10)));
+        assert!(push(&r, &item(6, 10)));
+        // a foreign write: an unknown kind at the head entry
+        r.block.write_bytes(HEADER + 4, &77u32.to_le_bytes());
+        assert!(matches!(pop(&r), Some(Err(Error::Codec(_)))));
+        assert!(pop(&r).is_none(), "the corrupt ring's items are dropped");
+        // an inline length past the ring's end
+        assert!(push(&r, &item(7, 10)));
+        let head = (r.h().head.load(Relaxed) % 256) as usize;
+        r.block
+            .write_bytes(HEADER + head, &100_000u32.to_le_bytes());
+        assert!(matches!(pop(&r), Some(Err(Error::Codec(_)))));
+        assert!(push(&r, &item(8, 10)));
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![8; 10]);
+    }
+
+    #[test]
+    fn a_dead_holder_is_taken_over_and_the_ring_repaired() {
+        let r = tiny(256);
+        for i in 0..3 {
+            assert!(push(&r, &item(i, 10)));
+        }
+        // a holder that died between its stores: the count is off, a half-written
+        // entry lies past the tail
+        r.h().tail.count.store(5, Relaxed);
+        let tail = (r.h().tail.tail.load(Relaxed) % 256) as usize;
+        r.block.write_bytes(HEADER + tail, &[0xff; ENTRY_HDR]);
+        let dead = std::thread::spawn(futex::tid).join().unwrap();
+        r.h().lock.store(dead, Relaxed);
+        let seq = r.h().tail.seq.load(Relaxed);
+        assert!(r.lock(Deadline::timeout(Duration::from_secs(10))));
+        r.unlock();
+        assert_eq!(r.count(), 3);
+        assert_eq!(
+            r.h().tail.seq.load(Relaxed),
+            seq + 1,
+            "orphans' sequence skipped"
+        );
+        for i in 0..3 {
+            assert_eq!(pop(&r).unwrap().unwrap(), vec![i; 10]);
+        }
+        assert!(pop(&r).is_none());
+        assert!(push(&r, &item(9, 10)));
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
+    }
+}

@@ -1,0 +1,300 @@
+//! Issue 9's regression tests for processes, queues and the sync primitives: each one
+//! failed (or hung, bounded here so that it fails instead) before its fix. Every wait is
+//! bounded; the scenarios run under every start method where the start method matters.
+mp::test_support!();
+
+mod common;
+#[allow(unused_imports)]
+use common::*;
+
+use std::time::{Duration, Instant};
+
+/// Bound on every wait that should succeed.
+const LONG: Duration = Duration::from_secs(30);
+
+/// Runs `f` on a helper thread and fails the test if it has not returned within `bound`
+/// (so an operation that hangs makes the test fail, not the test run hang).
+fn within<R: Send + 'static>(
+    bound: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(bound) {
+        Ok(r) => r,
+        Err(_) => panic!("{what}: still blocked after {bound:?}"),
+    }
+}
+
+#[mp::task]
+fn quick() {}
+
+// ------------------------------------------------- item 5: pidfd opened at start
+
+#[test]
+fn sentinel_and_signals_after_join() {
+    for_each_method(|ctx| {
+        let p = ctx.process(quick, ());
+        p.start().unwrap();
+        // a plain join (no timeout) reaps the child without ever needing its pidfd
+        within(LONG, "join", {
+            let p = p.clone();
+            move || p.join().unwrap()
+        });
+        assert_eq!(p.exitcode(), Some(0));
+        // the child is reaped: a pidfd opened only now would fail (ESRCH) or name
+        // another process that reused the pid
+        let fd = p.sentinel().expect("sentinel of a joined process");
+        let ready = mp::connection::wait(&[&p], Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(
+            ready,
+            vec![0],
+            "sentinel {fd} of an ended process is readable"
+        );
+        p.terminate().unwrap();
+        p.kill().unwrap();
+    });
+}
+
+/// This thread's kernel thread id.
+fn gettid() -> u32 {
+    // SAFETY: a plain syscall without arguments.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// The scheduler state of thread `tid` of process `pid` (`'S'` while it sleeps).
+fn thread_state(pid: u32, tid: u32) -> Option<u8> {
+    let stat = std::fs::read(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
+}
+
+/// Waits (bounded) until the main thread of `pid` sleeps in the kernel.
+fn until_asleep(pid: u32) {
+    let t = std::time::Instant::now();
+    while thread_state(pid, pid) != Some(b'S') {
+        assert!(t.elapsed() < LONG, "process {pid} never went to sleep");
+        std::thread::yield_now();
+    }
+}
+
+// ------------------------------------------------- item 6: qsize / room underflow
+
+#[test]
+fn bounded_queue_with_many_producers_never_underflows() {
+    // a small maxsize keeps putters waiting for room (and computing it) while other
+    // producers and consumers move the ring's head past the tail they loaded
+    let q = mp::Queue::<u64>::with_maxsize(2).unwrap();
+    let per = 3000u64;
+    let producers: Vec<_> = (0..3)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..per {
+                    q.put_timeout(i, LONG).unwrap();
+                    assert!(q.qsize() <= 2 + 3);
+                    let _ = q.full();
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while n < per * 3 / 2 {
+                    q.get_timeout(LONG).unwrap();
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    for t in producers.into_iter().chain(consumers) {
+        t.join().expect("no panic (no subtraction overflow)");
+    }
+    assert!(q.empty());
+}
+
+// ------------------------------------------------- smaller: Event set(); clear()
+
+#[mp::task]
+fn event_waiter(ready: mp::Event, e: mp::Event) {
+    ready.set();
+    let woken = e.wait(Some(Duration::from_secs(20)));
+    std::process::exit(if woken { 0 } else { 3 });
+}
+
+#[test]
+fn event_set_then_clear_releases_the_waiters() {
+    for_each_method(|ctx| {
+        // a waiter in another process and three threads here, several rounds: each
+        // round every waiter is asleep in wait() when set() and clear() follow at once
+        for _round in 0..5 {
+            let (ready, e) = (ctx.event().unwrap(), ctx.event().unwrap());
+            let p = ctx.process(event_waiter, (ready.clone(), e.clone()));
+            p.start().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let (e, tx) = (e.clone(), tx.clone());
+                    std::thread::spawn(move || {
+                        tx.send(gettid()).unwrap();
+                        e.wait(Some(Duration::from_secs(20)))
+                    })
+                })
+                .collect();
+            let me = std::process::id();
+            for _ in 0..3 {
+                let tid = rx.recv_timeout(LONG).unwrap();
+                let t = std::time::Instant::now();
+                while thread_state(me, tid) != Some(b'S') {
+                    assert!(t.elapsed() < LONG, "waiter thread never slept");
+                    std::thread::yield_now();
+                }
+            }
+            assert!(ready.wait(Some(LONG)));
+            until_asleep(p.pid().unwrap());
+            e.set();
+            e.clear();
+            for t in threads {
+                assert!(
+                    t.join().unwrap(),
+                    "a waiting thread returns true once woken"
+                );
+            }
+            p.join_timeout(LONG).unwrap();
+            assert_eq!(
+                p.exitcode(),
+                Some(0),
+                "the waiting process returns true once woken"
+            );
+        }
+    });
+}
+
+// ------------------------------------------------- smaller: Condition misuse
+
+#[test]
+fn condition_wait_for_without_the_lock_returns_at_once() {
+    let cond = mp::Condition::new(None).unwrap();
+    let c = cond.clone();
+    let r = within(
+        Duration::from_secs(10),
+        "wait_for without the lock",
+        move || c.wait_for(|| false, None),
+    );
+    assert!(!r);
+    let c = cond.clone();
+    assert!(!within(
+        Duration::from_secs(10),
+        "wait without the lock",
+        move || c.wait(None)
+    ));
+}
+
+#[test]
+fn condition_on_a_plain_lock_checks_the_holder() {
+    let lock = mp::Lock::new().unwrap();
+    let cond = mp::Condition::new(Some(lock.clone().into())).unwrap();
+    cond.acquire();
+    let c = cond.clone();
+    let (notified, waited, still_held) =
+        within(Duration::from_secs(10), "other thread", move || {
+            let n = c.notify(1);
+            let w = c.wait(Some(Duration::from_millis(50)));
+            (n, w, c.get_lock().try_acquire())
+        });
+    assert!(notified.is_err(), "only the holder may notify");
+    assert!(!waited, "only the holder may wait");
+    assert!(
+        !still_held,
+        "a non-holder's wait must not release the holder's lock"
+    );
+    cond.notify(1).unwrap();
+    cond.release().unwrap();
+}
+
+// ------------------------------------------------- item 1: a dead queue-lock holder
+
+/// Gets every item left (an entry a killed process left half-taken is an error, once).
+fn drain(q: &mp::Queue<u64>) -> Vec<u64> {
+    let mut got = Vec::new();
+    loop {
+        match q.get_timeout(Duration::from_millis(100)) {
+            Ok(v) => got.push(v),
+            Err(mp::Error::Empty) => return got,
+            Err(mp::Error::Codec(_)) => continue,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
+
+#[mp::task]
+fn churn(q: mp::Queue<u64>, bq: mp::Queue<u64>, started: mp::Event) {
+    started.set();
+    loop {
+        let _ = q.put(1);
+        let _ = q.try_get();
+        let _ = bq.try_put(1);
+        let _ = bq.try_get();
+    }
+}
+
+#[test]
+fn a_process_killed_holding_the_queue_lock_leaves_the_queue_usable() {
+    for_each_method(|ctx| {
+        for round in 0..8u64 {
+            let q = ctx.queue::<u64>().unwrap();
+            let bq = ctx.queue_with_maxsize::<u64>(4).unwrap();
+            let started = ctx.event().unwrap();
+            let p = ctx.process(churn, (q.clone(), bq.clone(), started.clone()));
+            p.start().unwrap();
+            assert!(started.wait(Some(LONG)));
+            // let it churn a little (a different moment each round), then kill it:
+            // it holds one of the ring locks a good part of the time
+            std::thread::sleep(Duration::from_millis(1 + round * 3));
+            p.kill().unwrap();
+            p.join_timeout(LONG).unwrap();
+            assert_eq!(p.exitcode(), Some(-9));
+            let bound = Duration::from_secs(10);
+            let step = |what: &'static str, f: Box<dyn FnOnce() + Send>| within(bound, what, f);
+            let q2 = q.clone();
+            step("put", Box::new(move || q2.put(7).unwrap()));
+            let q2 = q.clone();
+            step("try_put", Box::new(move || q2.try_put(8).unwrap()));
+            let q2 = q.clone();
+            step(
+                "put_timeout",
+                Box::new(move || q2.put_timeout(9, Duration::from_millis(100)).unwrap()),
+            );
+            let q2 = q.clone();
+            step(
+                "drain",
+                Box::new(move || {
+                    let got = drain(&q2);
+                    assert!(got.ends_with(&[7, 8, 9]), "{got:?}");
+                }),
+            );
+            let bq2 = bq.clone();
+            step(
+                "bounded",
+                Box::new(move || {
+                    drain(&bq2);
+                    bq2.put_timeout(5, Duration::from_secs(1)).unwrap();
+                    assert_eq!(bq2.get_timeout(Duration::from_secs(1)).unwrap(), 5);
+                }),
+            );
+            // a timed call honours its deadline on every path
+            let t = Instant::now();
+            assert!(matches!(
+                q.get_timeout(Duration::from_millis(200)),
+                Err(mp::Error::Empty)
+            ));
+            assert!(t.elapsed() < Duration::from_secs(5));
+        }
+    });
+}

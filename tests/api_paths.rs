@@ -10,6 +10,7 @@ use mp::context::{
     get_all_start_methods, get_context, get_start_method, set_executable, set_forkserver_preload,
     set_start_method, set_start_method_force, start_method_if_set, Context, StartMethod,
 };
+use mp::pool::{AsyncResult, ImapIter, Pool, PoolBuilder, ThreadPool};
 use mp::process::{active_children, current_process, parent_process, JoinHandle, Process};
 use mp::queue::{JoinableQueue, Queue, SimpleQueue};
 use mp::shared_memory::{Item, ShareableItem, ShareableList, SharedMemory};
@@ -56,5 +57,30 @@ fn context_constructors() -> mp::Result<()> {
     let _ = ctx.raw_value(1u8)?;
     let _ = ctx.raw_array::<u8>(4)?;
     assert_eq!(ctx.get_start_method(), StartMethod::Spawn);
+    Ok(())
+}
+
+#[mp::task]
+fn twice(x: u32) -> u32 {
+    2 * x
+}
+
+#[test]
+fn pool_paths() -> mp::Result<()> {
+    let ctx = mp::get_context(Some(StartMethod::Fork))?;
+    let pool: mp::Pool = ctx.pool(Some(1))?;
+    let builder: PoolBuilder = mp::Pool::builder().processes(1).context(ctx);
+    let r: AsyncResult<u32> = pool.apply_async(twice, (2,));
+    assert_eq!(r.get_timeout(std::time::Duration::from_secs(30))?, 4);
+    let it: ImapIter<u32> = pool.imap(twice, [1, 2]);
+    assert_eq!(it.collect::<mp::Result<Vec<u32>>>()?, [2, 4]);
+    drop(builder);
+    let tp: mp::ThreadPool = ThreadPool::new(Some(1))?;
+    assert_eq!(tp.map(|x: u32| x + 1, [1, 2])?, [2, 3]);
+    let dp: mp::dummy::Pool = mp::dummy::Pool::new(Some(1))?;
+    assert_eq!(dp.apply(|| 7, ())?, 7);
+    let _ = (mp::dummy::Queue::<u8>::new()?, mp::dummy::Lock::new()?);
+    let _ = (mp::dummy::Value::new(1u8)?, mp::dummy::Array::<u8>::new(2)?);
+    let _ = mp::dummy::Process::new(|| (), ());
     Ok(())
 }

@@ -80,8 +80,8 @@ fn queue_semantics_match_the_process_queue() {
 
 #[test]
 fn values_arrays_and_locks_between_threads() {
-    let v = Value::new(0i64);
-    let a = Array::from_slice(&[0i64; 4]);
+    let v = Value::new(0i64).unwrap();
+    let a = Array::from_slice(&[0i64; 4]).unwrap();
     let lock = Lock::new().unwrap();
     let ps: Vec<Process> = (0..4)
         .map(|i| {

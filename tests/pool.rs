@@ -458,6 +458,32 @@ fn task_timeout_kills_and_replaces_the_worker() {
 }
 
 #[test]
+fn task_timeout_applies_to_each_task_not_to_a_chunk() {
+    for_each_method(|ctx| {
+        let pool = ctx
+            .pool_builder()
+            .processes(1)
+            .task_timeout(Duration::from_millis(400))
+            .build()
+            .unwrap();
+        // eight tasks of 100 ms each: together far over the limit, each well under it
+        let items = vec![100u64; 8];
+        assert_eq!(
+            pool.map_chunked(sleep_ms, items, 8).unwrap(),
+            vec![100u64; 8]
+        );
+        // only the task that overruns fails; its neighbours arrive
+        let got: Vec<_> = pool
+            .imap_chunked(sleep_ms, [10u64, 60_000, 20], 3)
+            .collect();
+        assert_eq!(got.len(), 3);
+        assert_eq!(*got[0].as_ref().unwrap(), 10);
+        assert!(matches!(got[1], Err(Error::Timeout)), "{:?}", got[1]);
+        assert_eq!(*got[2].as_ref().unwrap(), 20);
+    });
+}
+
+#[test]
 fn a_failing_initializer_is_an_error_not_a_respawn_loop() {
     for_each_method(|ctx| {
         let pool = ctx

@@ -443,9 +443,10 @@ pub type SimpleQueue<T> = Queue<T>;
 /// A value shared between threads (Python's `multiprocessing.dummy.Value`).
 ///
 /// ```
-/// let v = mp::dummy::Value::new(0i64);
+/// let v = mp::dummy::Value::new(0i64)?;
 /// *v.lock() += 1;
 /// assert_eq!(v.get(), 1);
+/// # Ok::<(), mp::Error>(())
 /// ```
 pub struct Value<T> {
     inner: Arc<Mutex<T>>,
@@ -466,11 +467,12 @@ impl<T: fmt::Debug> fmt::Debug for Value<T> {
 }
 
 impl<T> Value<T> {
-    /// `Value(v)`.
-    pub fn new(v: T) -> Self {
-        Value {
+    /// `Value(v)`. Never fails; it returns `Result` like [`crate::Value::new`], so code
+    /// moves between the two by changing one `use`.
+    pub fn new(v: T) -> Result<Self> {
+        Ok(Value {
             inner: Arc::new(Mutex::new(v)),
-        }
+        })
     }
     /// `v.value`.
     pub fn get(&self) -> T
@@ -509,18 +511,19 @@ impl<T: fmt::Debug> fmt::Debug for Array<T> {
 }
 
 impl<T: Clone> Array<T> {
-    /// `Array(typecode, n)`: `len` default values.
-    pub fn new(len: usize) -> Self
+    /// `Array(typecode, n)`: `len` default values. Never fails; it returns `Result` like
+    /// [`crate::Array::new`], so code moves between the two by changing one `use`.
+    pub fn new(len: usize) -> Result<Self>
     where
         T: Default,
     {
         Self::from_slice(&vec![T::default(); len])
     }
     /// `Array(typecode, items)`.
-    pub fn from_slice(items: &[T]) -> Self {
-        Array {
+    pub fn from_slice(items: &[T]) -> Result<Self> {
+        Ok(Array {
             inner: Arc::new(Mutex::new(items.to_vec())),
-        }
+        })
     }
     /// `len(a)`.
     pub fn len(&self) -> usize {

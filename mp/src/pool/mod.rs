@@ -214,8 +214,10 @@ impl PoolBuilder {
         self
     }
 
-    /// A task (chunk) running longer than `d` fails with [`Error::Timeout`]; its worker
-    /// is killed and replaced.
+    /// A task running longer than `d` fails with [`Error::Timeout`]; its worker is
+    /// killed and replaced. With a task timeout every task is handed to a worker on its
+    /// own (any `chunksize` is taken as 1), so the limit applies to each task rather than
+    /// to a chunk of them, and only the task that overran fails.
     pub fn task_timeout(mut self, d: Duration) -> Self {
         self.task_timeout = Some(d);
         self
@@ -267,6 +269,7 @@ impl PoolBuilder {
             supervisor: Mutex::new(Some(handle)),
             size,
             ctx: self.ctx,
+            task_timeout: self.task_timeout,
         })
     }
 }
@@ -286,6 +289,7 @@ pub struct Pool {
     supervisor: Mutex<Option<JoinHandle<()>>>,
     size: usize,
     ctx: Context,
+    task_timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -424,7 +428,11 @@ impl Pool {
                 check_chunksize(cs)?;
             }
             let items: Vec<Args> = items.into_iter().collect();
-            let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.size));
+            let cs = match (self.task_timeout, chunksize) {
+                (Some(_), _) => 1,
+                (None, Some(cs)) => cs,
+                (None, None) => default_chunksize(items.len(), self.size),
+            };
             let id = self.shared.new_job_id();
             let mut chunks = Vec::with_capacity(items.len().div_ceil(cs));
             for (k, part) in items.chunks(cs).enumerate() {
@@ -590,6 +598,12 @@ impl Pool {
                 fail(e);
                 return iter;
             }
+        };
+        // with a task timeout, the limit is per task: one task per chunk
+        let chunksize = if self.task_timeout.is_some() {
+            1
+        } else {
+            chunksize
         };
         let id = self.shared.new_job_id();
         let sink: Arc<dyn Sink<F::Output>> = it.clone();

@@ -458,6 +458,44 @@ fn task_timeout_kills_and_replaces_the_worker() {
 }
 
 #[test]
+fn with_one_worker_only_the_task_that_killed_it_fails() {
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(1)).unwrap();
+        let out: Vec<_> = pool.imap(die_if_pair, (0..6).map(|x| (x, 2))).collect();
+        assert_eq!(out.len(), 6);
+        for (x, r) in out.iter().enumerate() {
+            if x == 2 {
+                assert!(matches!(r, Err(Error::WorkerDied { .. })), "{r:?}");
+            } else {
+                assert_eq!(*r.as_ref().unwrap(), x as i64, "item {x}");
+            }
+        }
+    });
+}
+
+#[test]
+fn short_tasks_do_not_wait_behind_a_long_one() {
+    // a worker takes a task only when it is free: none queues behind the long task
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(2)).unwrap();
+        pool.map(sqr, 0..4).unwrap(); // both workers up
+        let long = pool.apply_async(sleep_ms, (3_000,));
+        let t = Instant::now();
+        let short: Vec<_> = (0..4).map(|_| pool.apply_async(sleep_ms, (10,))).collect();
+        for r in &short {
+            assert_eq!(r.get_timeout(T).unwrap(), 10);
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(2_000),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(!long.ready());
+        pool.terminate().unwrap();
+    });
+}
+
+#[test]
 fn task_timeout_applies_to_each_task_not_to_a_chunk() {
     for_each_method(|ctx| {
         let pool = ctx

@@ -612,8 +612,9 @@ impl Pool {
             return iter;
         }
         let shared = self.shared.clone();
-        // items may run ahead of the consumer by this much
-        let limit = chunksize.saturating_mul(2 * self.size + 2);
+        // items may run ahead of the consumer by this much: enough to keep every worker
+        // holding two chunks with more ready, so the feeder runs in bursts
+        let limit = chunksize.saturating_mul(4 * self.size + 4).max(32);
         let feeder = move || {
             let mut items = items;
             let mut start = 0usize;

@@ -436,6 +436,10 @@ struct ImapState<R> {
     /// The next index to yield (ordered) or the number yielded (unordered).
     next: usize,
     total: Option<usize>,
+    /// The feeder sleeps until `next` reaches this (room for half a window at once).
+    resume_at: Option<usize>,
+    /// The consumer sleeps on `cv` (so a delivery must wake it).
+    consumer_waiting: bool,
 }
 
 pub(crate) struct ImapShared<R> {
@@ -455,6 +459,8 @@ impl<R> ImapShared<R> {
                 unordered_queue: VecDeque::new(),
                 next: 0,
                 total: None,
+                resume_at: None,
+                consumer_waiting: false,
             }),
             cv: Condvar::new(),
             ordered,
@@ -474,6 +480,8 @@ impl<R> ImapShared<R> {
             if submitted < st.next + limit {
                 return true;
             }
+            // wake up once half the window is free, not for every item consumed
+            st.resume_at = Some((submitted + 1 + limit / 2).saturating_sub(limit));
             st = self
                 .room
                 .wait_timeout(st, Duration::from_millis(200))
@@ -496,8 +504,11 @@ impl<R: Send> Sink<R> for ImapShared<R> {
                 st.unordered_queue.push_back(o);
             }
         }
+        let wake = st.consumer_waiting;
         drop(st);
-        self.cv.notify_all();
+        if wake {
+            self.cv.notify_all();
+        }
     }
     fn set_total(&self, total: usize) {
         lock(&self.state).total = Some(total);
@@ -582,18 +593,26 @@ impl<R> ImapIter<R> {
             };
             if let Some(v) = item {
                 st.next += 1;
+                let wake_feeder = st.resume_at.is_some_and(|r| st.next >= r);
+                if wake_feeder {
+                    st.resume_at = None;
+                }
                 drop(st);
-                sh.room.notify_all();
+                if wake_feeder {
+                    sh.room.notify_all();
+                }
                 return Some(v);
             }
             if st.total.is_some_and(|t| st.next >= t) {
                 return None;
             }
+            st.consumer_waiting = true;
             match deadline {
                 None => st = sh.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
+                        st.consumer_waiting = false;
                         return Some(Err(Error::Timeout));
                     }
                     st = sh
@@ -603,6 +622,7 @@ impl<R> ImapIter<R> {
                         .0;
                 }
             }
+            st.consumer_waiting = false;
         }
     }
 

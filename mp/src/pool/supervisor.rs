@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,8 @@ pub(crate) struct Shared {
     pub finished_cv: Condvar,
     wake_tx: UnixStream,
     wake_rx: UnixStream,
+    /// A wake-up byte is in the pipe and not drained yet: later wakes need not write.
+    wake_pending: AtomicBool,
 }
 
 impl Shared {
@@ -119,10 +121,14 @@ impl Shared {
             finished_cv: Condvar::new(),
             wake_tx,
             wake_rx,
+            wake_pending: AtomicBool::new(false),
         }))
     }
 
     pub(crate) fn wake(&self) {
+        if self.wake_pending.swap(true, Ordering::AcqRel) {
+            return; // the supervisor has a wake-up coming and reads the state after it
+        }
         // a full pipe already holds a wake-up
         let _ = (&self.wake_tx).write(&[1]);
     }
@@ -134,6 +140,11 @@ impl Shared {
                 break;
             }
         }
+        // cleared after draining (a wake that skipped its write before this point changed
+        // the state before it, and the loop reads the state after this); a wake after
+        // this point writes again. Clearing first would let a byte written meanwhile be
+        // drained while the flag stays set, and every later wake would be skipped.
+        self.wake_pending.store(false, Ordering::Release);
     }
 
     fn not_running(st: &State) -> Option<Error> {

@@ -5,12 +5,17 @@ use super::{answer_challenge, deliver_challenge, lock, Connection};
 use crate::error::{Error, Result};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How long an accepted client has to complete the authentication handshake unless
+/// [`Listener::set_handshake_timeout`] says otherwise.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a [`Listener`] listens (Python's address tuple `(host, port)` or a path).
 ///
@@ -163,6 +168,17 @@ impl AsFd for Sock {
 /// wrong key makes that `accept` fail with [`Error::Authentication`] and the listener
 /// keeps serving. A Python `Client` with the same key can connect.
 ///
+/// # Handshake deadline
+/// Beyond CPython (whose `accept` waits for the handshake for ever, so one client
+/// that connects and says nothing stops the server): a client has
+/// [`handshake_timeout`](Self::handshake_timeout) to complete the handshake, by
+/// default [`DEFAULT_HANDSHAKE_TIMEOUT`] (5 s). A client that does not (silent,
+/// too slow, or gone before it finished) is dropped, logged at debug level, and the
+/// same `accept` call goes on to the next connection: it never returns an error for
+/// a client that never completed its part. Handshakes run one after another, so `k`
+/// silent clients queued before a good one delay it by at most `k` deadlines.
+/// `set_handshake_timeout(None)` restores CPython's unbounded wait.
+///
 /// ```
 /// use mp::{Client, Listener};
 /// let listener = Listener::bind(None, 1, Some(b"secret password"))?;
@@ -182,6 +198,7 @@ pub struct Listener {
     sock: Mutex<Option<Arc<Sock>>>,
     address: Address,
     authkey: Option<Vec<u8>>,
+    handshake_timeout: Mutex<Option<Duration>>,
     last_accepted: Mutex<Option<Address>>,
     /// Removed on close: the socket path we bound, and the private directory of an
     /// address we chose.
@@ -252,6 +269,7 @@ impl Listener {
             sock: Mutex::new(Some(Arc::new(sock))),
             address,
             authkey: authkey.map(<[u8]>::to_vec),
+            handshake_timeout: Mutex::new(Some(DEFAULT_HANDSHAKE_TIMEOUT)),
             last_accepted: Mutex::new(None),
             cleanup: Mutex::new(Some(cleanup)),
         })
@@ -264,11 +282,52 @@ impl Listener {
     }
 
     /// `accept()`: waits for a client and returns its connection, authenticated when the
-    /// listener has an authkey (a failed handshake is [`Error::Authentication`]; the
-    /// listener stays usable).
+    /// listener has an authkey (a wrong key or a garbled answer is
+    /// [`Error::Authentication`]; the listener stays usable). A client that does not
+    /// complete the handshake within the [deadline](Self#handshake-deadline) is dropped
+    /// and the call waits for the next one.
     pub fn accept(&self) -> Result<Connection> {
+        loop {
+            let (conn, peer, watch) = self.accept_raw()?;
+            let Some(key) = &self.authkey else {
+                *lock(&self.last_accepted) = Some(peer);
+                return Ok(conn);
+            };
+            let limit = *lock(&self.handshake_timeout);
+            let (r, timed_out) = with_deadline(&watch, limit, || {
+                deliver_challenge(&conn, key)?;
+                answer_challenge(&conn, key)
+            })?;
+            match r {
+                Ok(()) => {
+                    *lock(&self.last_accepted) = Some(peer);
+                    return Ok(conn);
+                }
+                Err(e) if timed_out || hung_up(&e) => {
+                    log::debug!(
+                        "Listener {}: dropped a client that did not complete the handshake \
+                         ({}): {e}",
+                        self.address,
+                        if timed_out {
+                            "deadline passed"
+                        } else {
+                            "it hung up"
+                        }
+                    );
+                }
+                Err(e) => {
+                    *lock(&self.last_accepted) = Some(peer);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Accepts one connection; also returns a duplicate of its socket, for the
+    /// handshake deadline to shut down.
+    fn accept_raw(&self) -> Result<(Connection, Address, OwnedFd)> {
         let sock = self.sock()?;
-        let (conn, peer) = match &*sock {
+        Ok(match &*sock {
             Sock::Unix(l) => {
                 let (s, addr) = l.accept()?;
                 let peer = Address::Unix(
@@ -276,21 +335,35 @@ impl Listener {
                         .map(Path::to_path_buf)
                         .unwrap_or_default(),
                 );
-                (Connection::from_unix_stream(s), peer)
+                let watch = OwnedFd::from(s.try_clone()?);
+                (Connection::from_unix_stream(s), peer, watch)
             }
             Sock::Tcp(l) => {
                 let (s, addr) = l.accept()?;
                 let _ = s.set_nodelay(true);
-                (Connection::from_tcp_stream(s), Address::from(addr))
+                let watch = OwnedFd::from(s.try_clone()?);
+                (Connection::from_tcp_stream(s), Address::from(addr), watch)
             }
-        };
-        drop(sock);
-        *lock(&self.last_accepted) = Some(peer);
-        if let Some(key) = &self.authkey {
-            deliver_challenge(&conn, key)?;
-            answer_challenge(&conn, key)?;
-        }
-        Ok(conn)
+        })
+    }
+
+    /// The deadline a client has to complete the authentication handshake (`None`: no
+    /// deadline, as in CPython). See [Handshake deadline](Self#handshake-deadline).
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        *lock(&self.handshake_timeout)
+    }
+
+    /// Sets the handshake deadline for later `accept` calls (`None`: wait for ever, as
+    /// CPython does). Default: [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub fn set_handshake_timeout(&self, timeout: Option<Duration>) {
+        *lock(&self.handshake_timeout) = timeout;
+    }
+
+    /// Builder form of [`set_handshake_timeout`](Self::set_handshake_timeout):
+    /// `Listener::bind(..)?.with_handshake_timeout(Some(d))`.
+    pub fn with_handshake_timeout(self, timeout: Option<Duration>) -> Self {
+        self.set_handshake_timeout(timeout);
+        self
     }
 
     /// `address`: where clients connect (the real port when bound to port 0).
@@ -336,6 +409,60 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// Whether `e` says the peer went away (closed or reset its end).
+fn hung_up(e: &Error) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        Error::Eof => true,
+        Error::Io(io) => matches!(
+            io.kind(),
+            BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Runs `f` (a handshake on the socket `watch` duplicates); if it has not finished
+/// after `limit`, a watchdog thread shuts the socket down, which makes `f`'s reads and
+/// writes fail at once. Returns `f`'s result and whether the deadline passed.
+fn with_deadline<R>(
+    watch: &OwnedFd,
+    limit: Option<Duration>,
+    f: impl FnOnce() -> Result<R>,
+) -> Result<(Result<R>, bool)> {
+    let Some(limit) = limit else {
+        return Ok((f(), false));
+    };
+    #[derive(PartialEq)]
+    enum Phase {
+        Running,
+        Done,
+        TimedOut,
+    }
+    let phase = (Mutex::new(Phase::Running), Condvar::new());
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("mp-handshake-deadline".into())
+            .spawn_scoped(s, || {
+                let g = lock(&phase.0);
+                let (mut g, _) = phase
+                    .1
+                    .wait_timeout_while(g, limit, |p| *p == Phase::Running)
+                    .unwrap_or_else(|e| e.into_inner());
+                if *g == Phase::Running {
+                    *g = Phase::TimedOut;
+                    let _ = rustix::net::shutdown(watch, rustix::net::Shutdown::Both);
+                }
+            })?;
+        let r = f();
+        let mut g = lock(&phase.0);
+        let timed_out = *g == Phase::TimedOut;
+        *g = Phase::Done;
+        phase.1.notify_all();
+        Ok((r, timed_out))
+    })
 }
 
 /// Linux's abstract socket namespace: a Unix address whose first byte is NUL (Python's

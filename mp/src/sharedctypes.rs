@@ -212,7 +212,8 @@ impl TypeTag {
 // Borrow tracking: at most one `&mut` to a block in this process
 
 /// Bumped in a forked child (pthread_atfork): a borrow recorded before the fork belongs
-/// to a thread the child does not have, so the child treats it as released.
+/// to a thread the child does not have (or to the forking thread, whose frames below
+/// the fork never run again in an mp child), so the child treats it as released.
 static FORK_GEN: AtomicU32 = AtomicU32::new(0);
 static ATFORK: std::sync::Once = std::sync::Once::new();
 
@@ -220,20 +221,20 @@ extern "C" fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
 }
 
-/// This thread's borrow token: the fork generation in the high half, a per-process
-/// thread number (never 0) in the low half.
+/// This thread's borrow token, never 0: the address of a thread-local (distinct for
+/// every live thread; user-space addresses fit in 48 bits) with the fork generation
+/// in the top 16 bits.
 #[inline]
 fn thread_token() -> u64 {
-    static NEXT: AtomicU32 = AtomicU32::new(1);
     thread_local! {
-        static SEQ: u32 = NEXT.fetch_add(1, Ordering::Relaxed).max(1);
+        static ANCHOR: u8 = const { 0 };
     }
-    // a thread being torn down (a value dropped by a TLS destructor) gets its kernel
-    // thread id, which no live thread of this process shares
-    let seq = SEQ
-        .try_with(|s| *s)
-        .unwrap_or_else(|_| 0x8000_0000 | rustix::thread::gettid().as_raw_nonzero().get() as u32);
-    (u64::from(FORK_GEN.load(Ordering::Relaxed)) << 32) | u64::from(seq)
+    // a thread being torn down (a value dropped by a TLS destructor) uses its kernel
+    // thread id, which no live thread's anchor address can equal (those are far above)
+    let id = ANCHOR
+        .try_with(|a| a as *const u8 as u64)
+        .unwrap_or_else(|_| u64::from(rustix::thread::gettid().as_raw_nonzero().get() as u32));
+    (id & ((1 << 48) - 1)) | (u64::from(FORK_GEN.load(Ordering::Relaxed) & 0xffff) << 48)
 }
 
 /// The borrow state of one block in this process, shared by every handle to the block
@@ -322,7 +323,7 @@ impl BorrowCell {
                 return Err(Reentered);
             }
             // 0, or a borrow from before a fork (its thread is not in this process)
-            let free = if cur == 0 || (cur >> 32) != (me >> 32) {
+            let free = if cur == 0 || (cur >> 48) != (me >> 48) {
                 cur
             } else {
                 spins += 1;

@@ -66,6 +66,12 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 /// `c_bool` do, never as an invalid `bool`. A received handle must name the type it was
 /// created with (see [`RawValue`]'s "Type checks").
 ///
+/// Not yet checked against a foreign writer: the fields of `#[derive(mp::Shared)]`
+/// types (a `bool` field, a field-less enum's discriminant). Between `mp` processes they
+/// are safe (the type check refuses a handle received as another type, and `mp` only
+/// stores valid values); a non-`mp` writer (Python ctypes) must store valid values in
+/// them. The derive will emit the per-field checks that `bool` and arrays have.
+///
 /// # Safety
 /// The type must be `Sized`, contain no pointers or references (nor anything owning heap
 /// memory or a resource), have no `Drop` impl, and be valid for the bytes another

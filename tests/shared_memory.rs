@@ -662,3 +662,22 @@ fn a_child_corrupts_a_list_every_start_method() {
         sl.shm().unlink().unwrap();
     }
 }
+
+#[test]
+fn attach_does_not_follow_a_symlink() {
+    // a name another process sent may be a symlink planted in /dev/shm: attach
+    // refuses it (glibc's shm_open opens with O_NOFOLLOW; so do we)
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("not-shared-memory");
+    std::fs::write(&target, [7u8; 64]).unwrap();
+    let name = format!("mp_symlink_test_{}", std::process::id());
+    let link = std::path::Path::new("/dev/shm").join(&name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = SharedMemory::attach(&name);
+    let via_list = ShareableList::<Item>::attach(&name);
+    std::fs::remove_file(&link).unwrap();
+    assert!(r.is_err(), "attached through a symlink: {r:?}");
+    assert!(via_list.is_err());
+    assert_eq!(std::fs::read(&target).unwrap(), [7u8; 64]);
+}

@@ -239,6 +239,13 @@ fn random_name() -> String {
     format!("psm_{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
 }
 
+/// `O_NOFOLLOW`, which glibc's `shm_open` (so CPython's) always adds: a name that
+/// another process sent must not open whatever a symlink planted in `/dev/shm`
+/// points to. (Names with a `/` inside are refused by `shm::open` itself.)
+fn no_follow() -> rustix::shm::OFlags {
+    rustix::shm::OFlags::from_bits_retain(rustix::fs::OFlags::NOFOLLOW.bits())
+}
+
 /// The `shm_open` path of a reported name (CPython prepends the slash).
 fn os_path(name: &str) -> String {
     format!("/{name}")
@@ -292,7 +299,7 @@ impl SharedMemory {
                 "'size' must be a positive number different from zero",
             ));
         }
-        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | no_follow();
         let mode = Mode::RUSR | Mode::WUSR;
         let (name, fd) = match name {
             Some(n) => (n.to_string(), shm::open(os_path(n).as_str(), flags, mode)?),
@@ -330,7 +337,11 @@ impl SharedMemory {
     /// A missing name gives [`Error::Io`] with kind `NotFound`.
     pub fn attach(name: &str) -> Result<Self> {
         use rustix::shm::{self, Mode, OFlags};
-        let fd = shm::open(os_path(name).as_str(), OFlags::RDWR, Mode::empty())?;
+        let fd = shm::open(
+            os_path(name).as_str(),
+            OFlags::RDWR | no_follow(),
+            Mode::empty(),
+        )?;
         let size = rustix::fs::fstat(&fd)?.st_size as usize;
         if size == 0 {
             return Err(Error::invalid(format!(

@@ -52,7 +52,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Plain old data that can live in shared memory: no pointers, no drop glue, the same
@@ -223,10 +223,6 @@ impl TypeTag {
 static FORK_GEN: AtomicU32 = AtomicU32::new(0);
 static ATFORK: std::sync::Once = std::sync::Once::new();
 
-extern "C" fn after_fork_in_child() {
-    FORK_GEN.fetch_add(1, Ordering::Relaxed);
-}
-
 /// This thread's borrow token, never 0: the address of a thread-local (distinct for
 /// every live thread; user-space addresses fit in 48 bits) with the fork generation
 /// in the top 16 bits.
@@ -255,40 +251,96 @@ struct BorrowCell {
 type Cells = HashMap<(u64, u64, usize), Weak<BorrowCell>>;
 static CELLS: Mutex<Option<Cells>> = Mutex::new(None);
 
-/// The borrow cell of `block`'s memory (the one every live handle to it shares).
-fn cell_for(block: &Block) -> Arc<BorrowCell> {
+/// Taken before [`CELLS`] by every user, and by the pthread_atfork prepare handler
+/// across `fork()` (released in parent and child): so no thread holds `CELLS` at the
+/// instant of a fork, and a forked child never finds it locked by a thread it does not
+/// have (it would deadlock decoding its first value).
+static CELLS_GATE: AtomicBool = AtomicBool::new(false);
+
+fn gate_enter() {
+    let mut spins = 0u32;
+    while CELLS_GATE
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn gate_exit() {
+    CELLS_GATE.store(false, Ordering::Release);
+}
+
+extern "C" fn before_fork() {
+    gate_enter();
+}
+
+extern "C" fn after_fork_in_parent() {
+    gate_exit();
+}
+
+extern "C" fn after_fork_in_child() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    gate_exit();
+}
+
+/// Runs `f` on this process's registry of borrow cells.
+fn with_cells<R>(f: impl FnOnce(&mut Cells) -> R) -> R {
     ATFORK.call_once(|| {
-        // SAFETY: registers a plain `extern "C"` handler that only bumps an atomic
-        // (async-signal-safe), as a forked child requires.
+        // SAFETY: registers plain `extern "C"` handlers that only touch atomics (and
+        // spin, in the prepare handler, while another thread finishes a short critical
+        // section of `with_cells`), as handlers around fork() must.
         unsafe {
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            );
         }
     });
-    let id = block.identity();
-    let mut cells = lock_ignoring_poison(&CELLS);
-    let map = cells.get_or_insert_with(HashMap::new);
-    if let Some(c) = map.get(&id).and_then(Weak::upgrade) {
-        return c;
+    gate_enter();
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            gate_exit();
+        }
     }
-    let c = Arc::new(BorrowCell {
-        state: AtomicU64::new(0),
-        id,
-    });
-    map.insert(id, Arc::downgrade(&c));
-    c
+    let _exit = Exit;
+    let mut cells = lock_ignoring_poison(&CELLS);
+    f(cells.get_or_insert_with(HashMap::new))
+}
+
+/// The borrow cell of `block`'s memory (the one every live handle to it shares).
+fn cell_for(block: &Block) -> Arc<BorrowCell> {
+    let id = block.identity();
+    with_cells(|map| {
+        if let Some(c) = map.get(&id).and_then(Weak::upgrade) {
+            return c;
+        }
+        let c = Arc::new(BorrowCell {
+            state: AtomicU64::new(0),
+            id,
+        });
+        map.insert(id, Arc::downgrade(&c));
+        c
+    })
 }
 
 impl Drop for BorrowCell {
     fn drop(&mut self) {
-        let mut cells = lock_ignoring_poison(&CELLS);
-        if let Some(map) = cells.as_mut() {
+        with_cells(|map| {
             if map
                 .get(&self.id)
                 .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
             {
                 map.remove(&self.id);
             }
-        }
+        })
     }
 }
 
@@ -1249,4 +1301,55 @@ impl<T: Copy> ArrayInit<T> for &Vec<T> {
 #[doc(hidden)]
 pub mod root_exports {
     pub use super::{copy, synchronized, Array, ArrayInit, RawArray, RawValue, ShmSafe, Value};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_fork_never_copies_a_held_registry_lock() {
+        let v = RawValue::new(1u32).unwrap(); // registers the fork handlers
+        let block = Block::new(8).unwrap();
+        let (inside, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            with_cells(|_| {
+                inside.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            })
+        });
+        rx.recv().unwrap(); // the holder is inside the registry: fork now
+                            // SAFETY: the child only takes the registry (malloc is fork-safe in glibc) and
+                            // leaves with _exit, running nothing else of the parent's.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let c = cell_for(&block);
+            drop(c);
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(0) };
+        }
+        assert!(pid > 0, "fork failed");
+        holder.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: kills and reaps the child we forked.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("the forked child hung on a registry lock held at the fork");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(v.get(), 1);
+    }
 }

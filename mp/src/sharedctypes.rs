@@ -450,8 +450,10 @@ fn invalid_bits_panic<T>() -> ! {
 /// written).
 ///
 /// # Type checks
-/// A handle serializes with its type's size, alignment and a fingerprint of its name;
-/// receiving it as another type is an [`Error::Codec`].
+/// A handle serializes with its type's size, alignment and a fingerprint of its name
+/// (`std::any::type_name`, the same in every process of one program); receiving it as
+/// another type is an [`Error::Codec`]: a `RawValue<u8>` holding 2 never becomes a
+/// `RawValue<bool>`. The same holds for [`Value`], [`RawArray`] and [`Array`].
 pub struct RawValue<T: ShmSafe> {
     block: Block,
     cell: Arc<BorrowCell>,

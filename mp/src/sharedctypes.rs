@@ -105,8 +105,11 @@ pub unsafe trait ShmSafe: Sized + Send + Sync + 'static {
 }
 
 macro_rules! shm_safe {
-    // SAFETY: every bit pattern of these types is a valid value; no pointers, no drop.
-    ($($t:ty),*) => { $(unsafe impl ShmSafe for $t {})* };
+    ($($t:ty),*) => { $(
+        // SAFETY: every bit pattern of these types is a valid value; no pointers, no
+        // drop glue.
+        unsafe impl ShmSafe for $t {}
+    )* };
 }
 shm_safe!(u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64);
 

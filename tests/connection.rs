@@ -682,3 +682,62 @@ fn default_handshake_deadline_is_a_few_seconds() {
         .with_handshake_timeout(None);
     assert_eq!(l.handshake_timeout(), None);
 }
+
+#[test]
+fn many_silent_clients_are_handled_concurrently() {
+    // ten silent clients before a good one: their deadlines run side by side, so the
+    // good client is accepted at once, not after ten deadlines one after another
+    let key = b"many".to_vec();
+    let l = Arc::new(Listener::bind(None, 32, Some(&key)).unwrap());
+    l.set_handshake_timeout(Some(Duration::from_secs(3)));
+    let silent: Vec<_> = (0..10).map(|_| raw_connect(&l.address())).collect();
+    let address = l.address();
+    let k2 = key.clone();
+    let client = std::thread::spawn(move || {
+        let c = Client::connect(&address, Some(&k2)).unwrap();
+        c.send(&5u16).unwrap();
+    });
+    let (conn, took) = timed(|| accept_within(&l, Duration::from_secs(40)));
+    assert_eq!(recv_t::<u16>(&conn.unwrap()).unwrap(), 5);
+    assert!(took < Duration::from_secs(3), "accepted after {took:?}");
+    client.join().unwrap();
+    drop(silent);
+    // two good clients at once: whichever handshake accept does not return first
+    // (finished on its own thread, or still in the backlog) makes wait() report the
+    // listener, and the next accept returns it
+    let spawn_client = |n: u16| {
+        let address = l.address();
+        let key = key.clone();
+        std::thread::spawn(move || {
+            let c = Client::connect(&address, Some(&key)).unwrap();
+            c.send(&n).unwrap();
+            c
+        })
+    };
+    let (g1, g2) = (spawn_client(1), spawn_client(2));
+    let first = recv_t::<u16>(&accept_within(&l, T).unwrap()).unwrap();
+    assert_eq!(mp::wait(&[&*l], Some(T)).unwrap(), [0]);
+    let second = recv_t::<u16>(&accept_within(&l, T).unwrap()).unwrap();
+    let mut got = [first, second];
+    got.sort();
+    assert_eq!(got, [1, 2]);
+    drop((g1.join().unwrap(), g2.join().unwrap()));
+}
+
+#[test]
+fn close_wakes_an_accept_waiting_for_handshakes() {
+    for key in [None, Some(b"k".to_vec())] {
+        let l = Arc::new(Listener::bind(None, 4, key.as_deref()).unwrap());
+        let _silent = raw_connect(&l.address()); // a handshake in flight (with a key)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = l.clone();
+        std::thread::spawn(move || {
+            // without a key the silent client is accepted at once: accept again
+            let r = l2.accept().and_then(|_| l2.accept());
+            let _ = tx.send(r.is_err());
+        });
+        std::thread::sleep(Duration::from_millis(100)); // let it block in accept
+        l.close().unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "{key:?}");
+    }
+}

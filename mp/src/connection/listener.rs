@@ -3,6 +3,8 @@
 
 use super::{answer_challenge, deliver_challenge, lock, Connection};
 use crate::error::{Error, Result};
+use crate::reduction;
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -10,6 +12,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -175,9 +178,13 @@ impl AsFd for Sock {
 /// default [`DEFAULT_HANDSHAKE_TIMEOUT`] (5 s). A client that does not (silent,
 /// too slow, or gone before it finished) is dropped, logged at debug level, and the
 /// same `accept` call goes on to the next connection: it never returns an error for
-/// a client that never completed its part. Handshakes run one after another, so `k`
-/// silent clients queued before a good one delay it by at most `k` deadlines.
-/// `set_handshake_timeout(None)` restores CPython's unbounded wait.
+/// a client that never completed its part. Handshakes run concurrently, each on its
+/// own thread (at most 16 at a time; while 16 are running, new clients wait in the
+/// backlog), so silent clients delay a good one by nothing until they are more than
+/// 16, and then by about one deadline per 16 of them. A handshake that finished while
+/// no `accept` was running is returned by the next `accept`, and makes
+/// [`wait`](super::wait) report the listener ready. `set_handshake_timeout(None)`
+/// restores CPython's behaviour: one handshake at a time, run to the end, unbounded.
 ///
 /// ```
 /// use mp::{Client, Listener};
@@ -200,6 +207,12 @@ pub struct Listener {
     authkey: Option<Vec<u8>>,
     handshake_timeout: Mutex<Option<Duration>>,
     last_accepted: Mutex<Option<Address>>,
+    /// Handshakes running on their own threads.
+    hs: Arc<Handshakes>,
+    /// An epoll set of the listening socket and `hs.event`: what [`wait`](super::wait)
+    /// polls, readable while a client is waiting to be accepted or a finished
+    /// handshake waits to be returned.
+    ready: OwnedFd,
     /// Removed on close: the socket path we bound, and the private directory of an
     /// address we chose.
     cleanup: Mutex<Option<(Option<PathBuf>, Option<tempfile::TempDir>)>>,
@@ -265,12 +278,32 @@ impl Listener {
         };
         // std binds with its own backlog; listen() again applies the caller's.
         rustix::net::listen(sock.as_fd(), backlog)?;
+        use rustix::event::{epoll, eventfd, EventfdFlags};
+        let event = eventfd(
+            0,
+            EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK | EventfdFlags::SEMAPHORE,
+        )?;
+        let ready = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        for (i, fd) in [sock.as_fd(), event.as_fd()].into_iter().enumerate() {
+            epoll::add(
+                &ready,
+                fd,
+                epoll::EventData::new_u64(i as u64),
+                epoll::EventFlags::IN,
+            )?;
+        }
         Ok(Listener {
             sock: Mutex::new(Some(Arc::new(sock))),
             address,
             authkey: authkey.map(<[u8]>::to_vec),
             handshake_timeout: Mutex::new(Some(DEFAULT_HANDSHAKE_TIMEOUT)),
             last_accepted: Mutex::new(None),
+            hs: Arc::new(Handshakes {
+                done: Mutex::new(VecDeque::new()),
+                in_flight: AtomicUsize::new(0),
+                event,
+            }),
+            ready,
             cleanup: Mutex::new(Some(cleanup)),
         })
     }
@@ -287,40 +320,43 @@ impl Listener {
     /// complete the handshake within the [deadline](Self#handshake-deadline) is dropped
     /// and the call waits for the next one.
     pub fn accept(&self) -> Result<Connection> {
+        let limit = *lock(&self.handshake_timeout);
+        let (Some(key), Some(limit)) = (&self.authkey, limit) else {
+            return self.accept_inline();
+        };
         loop {
-            let (conn, peer, watch) = self.accept_raw()?;
-            let Some(key) = &self.authkey else {
+            if let Some((r, peer)) = self.hs.pop() {
                 *lock(&self.last_accepted) = Some(peer);
-                return Ok(conn);
+                return r;
+            }
+            let sock = self.sock()?;
+            let full = self.hs.in_flight.load(Ordering::Acquire) >= MAX_HANDSHAKES;
+            let (lfd, efd) = (sock.as_fd().as_raw_fd(), self.hs.event.as_raw_fd());
+            let client_waiting = if full {
+                // no new handshake until one ends: re-check the count now and then
+                reduction::poll_fds(&[efd], Some(Duration::from_millis(50)))?;
+                false
+            } else {
+                reduction::poll_fds(&[lfd, efd], None)?.contains(&0)
             };
-            let limit = *lock(&self.handshake_timeout);
-            let (r, timed_out) = with_deadline(&watch, limit, || {
-                deliver_challenge(&conn, key)?;
-                answer_challenge(&conn, key)
-            })?;
-            match r {
-                Ok(()) => {
-                    *lock(&self.last_accepted) = Some(peer);
-                    return Ok(conn);
-                }
-                Err(e) if timed_out || hung_up(&e) => {
-                    log::debug!(
-                        "Listener {}: dropped a client that did not complete the handshake \
-                         ({}): {e}",
-                        self.address,
-                        if timed_out {
-                            "deadline passed"
-                        } else {
-                            "it hung up"
-                        }
-                    );
-                }
-                Err(e) => {
-                    *lock(&self.last_accepted) = Some(peer);
-                    return Err(e);
-                }
+            if client_waiting {
+                let (conn, peer, watch) = self.accept_raw()?;
+                self.hs
+                    .start(conn, peer, watch, key.clone(), limit, &self.address)?;
             }
         }
+    }
+
+    /// `accept` with the handshake (if any) run here, to the end: without an authkey,
+    /// or without a deadline (CPython's behaviour).
+    fn accept_inline(&self) -> Result<Connection> {
+        let (conn, peer, _watch) = self.accept_raw()?;
+        *lock(&self.last_accepted) = Some(peer);
+        if let Some(key) = &self.authkey {
+            deliver_challenge(&conn, key)?;
+            answer_challenge(&conn, key)?;
+        }
+        Ok(conn)
     }
 
     /// Accepts one connection; also returns a duplicate of its socket, for the
@@ -403,11 +439,96 @@ impl Listener {
     pub fn fileno(&self) -> Result<RawFd> {
         Ok(self.sock()?.as_fd().as_raw_fd())
     }
+
+    /// What [`wait`](super::wait) polls: readable while a client waits to be accepted
+    /// or a finished handshake waits to be returned (an error once closed).
+    pub(super) fn ready_fd(&self) -> Result<RawFd> {
+        self.sock()?;
+        Ok(self.ready.as_raw_fd())
+    }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// At most this many handshakes run at once (see [`Listener`]'s Handshake deadline).
+const MAX_HANDSHAKES: usize = 16;
+
+/// The handshakes of a [`Listener`] that run on their own threads.
+struct Handshakes {
+    /// Finished handshakes `accept` has not returned yet: the connection, or the error
+    /// of a client that answered wrongly, with its peer address.
+    done: Mutex<VecDeque<(Result<Connection>, Address)>>,
+    /// Handshake threads running.
+    in_flight: AtomicUsize,
+    /// A semaphore eventfd counting `done`: readable while `done` is not empty.
+    event: OwnedFd,
+}
+
+impl Handshakes {
+    // `done` and the eventfd's count change together, under the lock: readable ⇔
+    // something to pop (else a stale count would make accept's poll spin).
+    fn pop(&self) -> Option<(Result<Connection>, Address)> {
+        let mut done = lock(&self.done);
+        let r = done.pop_front()?;
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.event, &mut b);
+        Some(r)
+    }
+
+    fn push(&self, r: Result<Connection>, peer: Address) {
+        let mut done = lock(&self.done);
+        done.push_back((r, peer));
+        let _ = rustix::io::write(&self.event, &1u64.to_ne_bytes());
+    }
+
+    /// Runs the server's half of the handshake with `conn` on a new thread, within
+    /// `limit`; the outcome goes to `done` (a client that timed out or hung up is
+    /// dropped instead).
+    fn start(
+        self: &Arc<Self>,
+        conn: Connection,
+        peer: Address,
+        watch: OwnedFd,
+        key: Vec<u8>,
+        limit: Duration,
+        address: &Address,
+    ) -> Result<()> {
+        let hs = self.clone();
+        let address = address.clone();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name("mp-handshake".into())
+            .spawn(move || {
+                let r = with_deadline(&watch, Some(limit), || {
+                    deliver_challenge(&conn, &key)?;
+                    answer_challenge(&conn, &key)
+                });
+                match r {
+                    Ok((Ok(()), _)) => hs.push(Ok(conn), peer),
+                    Ok((Err(e), timed_out)) if timed_out || hung_up(&e) => {
+                        log::debug!(
+                            "Listener {address}: dropped a client that did not complete \
+                             the handshake ({}): {e}",
+                            if timed_out {
+                                "deadline passed"
+                            } else {
+                                "it hung up"
+                            }
+                        );
+                    }
+                    Ok((Err(e), _)) | Err(e) => hs.push(Err(e), peer),
+                }
+                hs.in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = spawned {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into());
+        }
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use common::*;
 use mp::connection::{answer_challenge, deliver_challenge, Sentinel};
 use mp::{Address, Client, Connection, Error, Listener};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(30);
@@ -542,4 +543,201 @@ fn wait_retries_eintr() {
         t0.elapsed()
     );
     t.join().unwrap();
+}
+
+// ------------------------------------------------------------------------------------
+// Issue 9 item 9: a client that connects and says nothing does not hold up `accept`.
+
+/// `l.accept()` with a bound: a regression fails instead of hanging the test (the
+/// stuck `accept` is left behind on its own thread).
+fn accept_within(l: &Arc<Listener>, bound: Duration) -> mp::Result<Connection> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let l = l.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(l.accept());
+    });
+    rx.recv_timeout(bound)
+        .unwrap_or_else(|_| panic!("accept did not return within {bound:?}"))
+}
+
+#[mp::task]
+fn connect_and_send(address: Address, key: Vec<u8>, msg: String) {
+    let c = Client::connect(&address, Some(&key)).unwrap();
+    c.send(&msg).unwrap();
+}
+
+/// A raw socket connected to `address` that never sends a byte.
+enum Raw {
+    Unix(std::os::unix::net::UnixStream),
+    Tcp(std::net::TcpStream),
+}
+
+fn raw_connect(address: &Address) -> Raw {
+    match address {
+        Address::Unix(p) => Raw::Unix(std::os::unix::net::UnixStream::connect(p).unwrap()),
+        Address::Inet(h, port) => {
+            Raw::Tcp(std::net::TcpStream::connect((h.as_str(), *port)).unwrap())
+        }
+    }
+}
+
+impl Raw {
+    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        match self {
+            Raw::Unix(s) => s.write_all(b),
+            Raw::Tcp(s) => s.write_all(b),
+        }
+    }
+}
+
+#[test]
+fn silent_client_does_not_block_accept_every_start_method() {
+    let key = b"handshake deadline".to_vec();
+    for_each_method(|ctx| {
+        for addr in [None, Some(Address::Inet("127.0.0.1".into(), 0))] {
+            let l = Arc::new(Listener::bind(addr, 4, Some(&key)).unwrap());
+            l.set_handshake_timeout(Some(Duration::from_millis(300)));
+            assert_eq!(l.handshake_timeout(), Some(Duration::from_millis(300)));
+            // two clients that connect and never speak, queued before the real one
+            let silent = [raw_connect(&l.address()), raw_connect(&l.address())];
+            let p = ctx.process(
+                connect_and_send,
+                (l.address(), key.clone(), "hi".to_string()),
+            );
+            p.start().unwrap();
+            let (conn, took) = timed(|| accept_within(&l, Duration::from_secs(10)));
+            let conn = conn.unwrap();
+            assert_eq!(recv_t::<String>(&conn).unwrap(), "hi");
+            assert!(took < Duration::from_secs(5), "accepted after {took:?}");
+            join(&p);
+            drop(silent);
+        }
+    });
+}
+
+#[test]
+fn slow_and_vanishing_clients_are_dropped_and_accept_goes_on() {
+    let key = b"k".to_vec();
+    let l = Arc::new(Listener::bind(None, 4, Some(&key)).unwrap());
+    l.set_handshake_timeout(Some(Duration::from_millis(400)));
+    // one that hangs up at once, one that drips a byte every 100 ms forever
+    drop(raw_connect(&l.address()));
+    let mut drip = raw_connect(&l.address());
+    // a frame header announcing a 100-byte answer, whose bytes then trickle in
+    drip.write_all(&100u32.to_be_bytes()).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dripper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if drip.write_all(&[0]).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let address = l.address();
+    let k2 = key.clone();
+    let client = std::thread::spawn(move || {
+        let c = Client::connect(&address, Some(&k2)).unwrap();
+        c.send(&7u32).unwrap();
+    });
+    let (conn, took) = timed(|| accept_within(&l, Duration::from_secs(10)));
+    assert_eq!(recv_t::<u32>(&conn.unwrap()).unwrap(), 7);
+    assert!(took < Duration::from_secs(4), "accepted after {took:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    client.join().unwrap();
+    dripper.join().unwrap();
+    // a wrong key still fails that accept (CPython's AuthenticationError)
+    let address = l.address();
+    let bad = std::thread::spawn(move || Client::connect(&address, Some(b"wrong")).is_err());
+    assert!(matches!(
+        accept_within(&l, T),
+        Err(Error::Authentication(_))
+    ));
+    assert!(bad.join().unwrap());
+}
+
+#[test]
+fn default_handshake_deadline_is_a_few_seconds() {
+    let key = b"default".to_vec();
+    let l = Arc::new(Listener::bind(None, 2, Some(&key)).unwrap());
+    assert_eq!(l.handshake_timeout(), Some(Duration::from_secs(5)));
+    let _silent = raw_connect(&l.address());
+    let address = l.address();
+    let k2 = key.clone();
+    let client = std::thread::spawn(move || {
+        let c = Client::connect(&address, Some(&k2)).unwrap();
+        c.send(&1u8).unwrap();
+    });
+    let (conn, took) = timed(|| accept_within(&l, Duration::from_secs(12)));
+    assert_eq!(recv_t::<u8>(&conn.unwrap()).unwrap(), 1);
+    assert!(took < Duration::from_secs(9), "accepted after {took:?}");
+    client.join().unwrap();
+    // None: no deadline (CPython's behaviour), settable back
+    let l = Listener::bind(None, 1, Some(&key))
+        .unwrap()
+        .with_handshake_timeout(None);
+    assert_eq!(l.handshake_timeout(), None);
+}
+
+#[test]
+fn many_silent_clients_are_handled_concurrently() {
+    // ten silent clients before a good one: their deadlines run side by side, so the
+    // good client is accepted at once, not after ten deadlines one after another
+    let key = b"many".to_vec();
+    let l = Arc::new(Listener::bind(None, 32, Some(&key)).unwrap());
+    l.set_handshake_timeout(Some(Duration::from_secs(3)));
+    let silent: Vec<_> = (0..10).map(|_| raw_connect(&l.address())).collect();
+    let address = l.address();
+    let k2 = key.clone();
+    let client = std::thread::spawn(move || {
+        let c = Client::connect(&address, Some(&k2)).unwrap();
+        c.send(&5u16).unwrap();
+    });
+    let (conn, took) = timed(|| accept_within(&l, Duration::from_secs(40)));
+    assert_eq!(recv_t::<u16>(&conn.unwrap()).unwrap(), 5);
+    assert!(took < Duration::from_secs(3), "accepted after {took:?}");
+    client.join().unwrap();
+    drop(silent);
+    // two good clients at once: whichever handshake accept does not return first
+    // (finished on its own thread, or still in the backlog) makes wait() report the
+    // listener, and the next accept returns it
+    let spawn_client = |n: u16| {
+        let address = l.address();
+        let key = key.clone();
+        std::thread::spawn(move || {
+            let c = Client::connect(&address, Some(&key)).unwrap();
+            c.send(&n).unwrap();
+            c
+        })
+    };
+    let (g1, g2) = (spawn_client(1), spawn_client(2));
+    let first = recv_t::<u16>(&accept_within(&l, T).unwrap()).unwrap();
+    assert_eq!(mp::wait(&[&*l], Some(T)).unwrap(), [0]);
+    let second = recv_t::<u16>(&accept_within(&l, T).unwrap()).unwrap();
+    let mut got = [first, second];
+    got.sort();
+    assert_eq!(got, [1, 2]);
+    drop((g1.join().unwrap(), g2.join().unwrap()));
+}
+
+#[test]
+fn close_wakes_an_accept_waiting_for_handshakes() {
+    for key in [None, Some(b"k".to_vec())] {
+        let l = Arc::new(Listener::bind(None, 4, key.as_deref()).unwrap());
+        let _silent = raw_connect(&l.address()); // a handshake in flight (with a key)
+        let (tx, rx) = std::sync::mpsc::channel();
+        let l2 = l.clone();
+        std::thread::spawn(move || {
+            // without a key the silent client is accepted at once: accept again
+            let r = l2.accept().and_then(|_| l2.accept());
+            let _ = tx.send(r.is_err());
+        });
+        std::thread::sleep(Duration::from_millis(100)); // let it block in accept
+        l.close().unwrap();
+        assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "{key:?}");
+    }
 }

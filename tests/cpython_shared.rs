@@ -29,76 +29,47 @@ fn unique(prefix: &str) -> String {
 // ------------------------------------------------------------------------ _TestValue
 
 // ('i', 4343, 24234), ('d', 3.625, -4.25), ('h', -232, 234), ('q', 2**33, 2**34),
-// ('c', b'x', b'y')
-#[mp::task]
-fn set_values(i: Value<i32>, d: Value<f64>, h: Value<i16>, q: Value<i64>, c: Value<u8>) {
-    i.set(24234);
-    d.set(-4.25);
-    h.set(234);
-    q.set(1 << 34);
-    c.set(b'y');
+// ('c', b'x', b'y'). CPython runs one test_value(raw=False|True); here one macro
+// makes the test and its child task for `Value` and for `RawValue` (tasks cannot be
+// generic), whose get/set are the same.
+macro_rules! value_test {
+    ($test:ident, $task:ident, $V:ident) => {
+        #[mp::task]
+        fn $task(i: $V<i32>, d: $V<f64>, h: $V<i16>, q: $V<i64>, c: $V<u8>) {
+            i.set(24234);
+            d.set(-4.25);
+            h.set(234);
+            q.set(1 << 34);
+            c.set(b'y');
+        }
+
+        #[test]
+        fn $test() {
+            for_each_method(|ctx| {
+                let (i, d, h, q, c) = (
+                    $V::new(4343i32).unwrap(),
+                    $V::new(3.625f64).unwrap(),
+                    $V::new(-232i16).unwrap(),
+                    $V::new(1i64 << 33).unwrap(),
+                    $V::new(b'x').unwrap(),
+                );
+                assert_eq!(
+                    (i.get(), d.get(), h.get(), q.get(), c.get()),
+                    (4343, 3.625, -232, 1 << 33, b'x')
+                );
+                let args = (i.clone(), d.clone(), h.clone(), q.clone(), c.clone());
+                run(&ctx, ctx.process($task, args));
+                assert_eq!(
+                    (i.get(), d.get(), h.get(), q.get(), c.get()),
+                    (24234, -4.25, 234, 1 << 34, b'y')
+                );
+            });
+        }
+    };
 }
 
-#[mp::task]
-fn set_raw_values(
-    i: RawValue<i32>,
-    d: RawValue<f64>,
-    h: RawValue<i16>,
-    q: RawValue<i64>,
-    c: RawValue<u8>,
-) {
-    i.set(24234);
-    d.set(-4.25);
-    h.set(234);
-    q.set(1 << 34);
-    c.set(b'y');
-}
-
-#[test]
-fn test_value() {
-    for_each_method(|ctx| {
-        let (i, d, h, q, c) = (
-            Value::new(4343i32).unwrap(),
-            Value::new(3.625f64).unwrap(),
-            Value::new(-232i16).unwrap(),
-            Value::new(1i64 << 33).unwrap(),
-            Value::new(b'x').unwrap(),
-        );
-        assert_eq!(
-            (i.get(), d.get(), h.get(), q.get(), c.get()),
-            (4343, 3.625, -232, 1 << 33, b'x')
-        );
-        let args = (i.clone(), d.clone(), h.clone(), q.clone(), c.clone());
-        run(&ctx, ctx.process(set_values, args));
-        assert_eq!(
-            (i.get(), d.get(), h.get(), q.get(), c.get()),
-            (24234, -4.25, 234, 1 << 34, b'y')
-        );
-    });
-}
-
-#[test]
-fn test_rawvalue() {
-    for_each_method(|ctx| {
-        let (i, d, h, q, c) = (
-            RawValue::new(4343i32).unwrap(),
-            RawValue::new(3.625f64).unwrap(),
-            RawValue::new(-232i16).unwrap(),
-            RawValue::new(1i64 << 33).unwrap(),
-            RawValue::new(b'x').unwrap(),
-        );
-        assert_eq!(
-            (i.get(), d.get(), h.get(), q.get(), c.get()),
-            (4343, 3.625, -232, 1 << 33, b'x')
-        );
-        let args = (i.clone(), d.clone(), h.clone(), q.clone(), c.clone());
-        run(&ctx, ctx.process(set_raw_values, args));
-        assert_eq!(
-            (i.get(), d.get(), h.get(), q.get(), c.get()),
-            (24234, -4.25, 234, 1 << 34, b'y')
-        );
-    });
-}
+value_test!(test_value, set_values, Value);
+value_test!(test_rawvalue, set_raw_values, RawValue);
 
 #[test]
 fn test_getobj_getlock() {
@@ -189,41 +160,44 @@ fn prefix_sum_vec(seq: &mut [i32]) {
 
 const SEQ: [i32; 10] = [680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
 
-#[test]
-fn test_array() {
-    for_each_method(|ctx| {
-        let mut seq = SEQ.to_vec();
-        let arr = Array::from_slice(&seq).unwrap();
-        assert_eq!(arr.len(), seq.len());
-        assert_eq!(arr.get(3).unwrap(), seq[3]);
-        assert_eq!(arr.lock()[2..7], seq[2..7]);
-        arr.lock()[4..8].copy_from_slice(&[1, 2, 3, 4]);
-        seq[4..8].copy_from_slice(&[1, 2, 3, 4]);
-        assert_eq!(arr.to_vec(), seq);
-        prefix_sum_vec(&mut seq);
-        run(&ctx, ctx.process(prefix_sum, (arr.clone(),)));
-        assert_eq!(arr.to_vec(), seq);
-        assert!(arr.get(10).is_err());
-        assert!(arr.set(10, 1).is_err());
-    });
+/// CPython's test_array(raw=False|True): one body for `Array` and `RawArray` (whose
+/// `get`/`set`/`to_vec` are the same); `$task` is the child's prefix sum.
+macro_rules! array_test {
+    ($test:ident, $task:ident, $A:ident) => {
+        #[test]
+        fn $test() {
+            for_each_method(|ctx| {
+                let mut seq = SEQ.to_vec();
+                let arr = $A::from_slice(&seq).unwrap();
+                assert_eq!(arr.len(), seq.len());
+                assert_eq!(arr.get(3).unwrap(), seq[3]);
+                for (i, v) in [1, 2, 3, 4].into_iter().enumerate() {
+                    arr.set(4 + i, v).unwrap();
+                }
+                seq[4..8].copy_from_slice(&[1, 2, 3, 4]);
+                assert_eq!(arr.to_vec(), seq);
+                prefix_sum_vec(&mut seq);
+                run(&ctx, ctx.process($task, (arr.clone(),)));
+                assert_eq!(arr.to_vec(), seq);
+                assert!(arr.get(10).is_err());
+                assert!(arr.set(10, 1).is_err());
+            });
+        }
+    };
 }
 
+array_test!(test_array, prefix_sum, Array);
+array_test!(test_rawarray, prefix_sum_raw, RawArray);
+
 #[test]
-fn test_rawarray() {
-    for_each_method(|ctx| {
-        let mut seq = SEQ.to_vec();
-        let arr = RawArray::from_slice(&seq).unwrap();
-        assert_eq!(arr.len(), seq.len());
-        assert_eq!(arr.get(3).unwrap(), seq[3]);
-        for (i, v) in [1, 2, 3, 4].into_iter().enumerate() {
-            arr.set(4 + i, v).unwrap();
-        }
-        seq[4..8].copy_from_slice(&[1, 2, 3, 4]);
-        assert_eq!(arr.to_vec(), seq);
-        prefix_sum_vec(&mut seq);
-        run(&ctx, ctx.process(prefix_sum_raw, (arr.clone(),)));
-        assert_eq!(arr.to_vec(), seq);
-    });
+fn test_array_guard_slices() {
+    // the locked array's guard is a `&mut [T]`: slicing and copying, as Python does
+    let mut seq = SEQ.to_vec();
+    let arr = Array::from_slice(&seq).unwrap();
+    assert_eq!(arr.lock()[2..7], seq[2..7]);
+    arr.lock()[4..8].copy_from_slice(&[1, 2, 3, 4]);
+    seq[4..8].copy_from_slice(&[1, 2, 3, 4]);
+    assert_eq!(arr.to_vec(), seq);
 }
 
 #[test]
@@ -277,118 +251,93 @@ struct Foo {
     z: i64,
 }
 
+// CPython's test_sharedctypes(lock=False|True): one macro makes the child task and
+// the test for the locked types (`Value`, `Array`: test_synchronize) and the raw ones.
+macro_rules! sharedctypes_test {
+    ($test:ident, $task:ident, $V:ident, $A:ident) => {
+        #[mp::task]
+        fn $task(x: $V<i32>, y: $V<f64>, z: $V<i64>, st: $V<Foo>, arr: $A<f64>, string: $A<u8>) {
+            x.set(x.get() * 2);
+            y.set(y.get() * 2.0);
+            z.set(z.get() * 2);
+            let mut f = st.get();
+            f.x *= 2;
+            f.y *= 2.0;
+            st.set(f);
+            let s = string.value();
+            string.set_value(&[s.clone(), s].concat()).unwrap();
+            for i in 0..arr.len() {
+                arr.set(i, arr.get(i).unwrap() * 2.0).unwrap();
+            }
+        }
+
+        #[test]
+        fn $test() {
+            for_each_method(|ctx| {
+                let x = $V::new(7i32).unwrap();
+                let y = $V::new(1.0f64 / 3.0).unwrap();
+                let z = $V::new(1i64 << 33).unwrap();
+                let foo = $V::new(Foo { x: 3, y: 2.0, z: 0 }).unwrap();
+                let arr = $A::from_slice(&(0..10).map(|i| i as f64).collect::<Vec<_>>()).unwrap();
+                let string: $A<u8> = $A::new(20).unwrap();
+                string.set_value(b"hello").unwrap();
+                let args = (
+                    x.clone(),
+                    y.clone(),
+                    z.clone(),
+                    foo.clone(),
+                    arr.clone(),
+                    string.clone(),
+                );
+                run(&ctx, ctx.process($task, args));
+                assert_eq!(x.get(), 14);
+                assert!((y.get() - 2.0 / 3.0).abs() < 1e-12);
+                assert_eq!(z.get(), 1 << 34);
+                assert_eq!(foo.get(), Foo { x: 6, y: 4.0, z: 0 });
+                assert_eq!(
+                    arr.to_vec(),
+                    (0..10).map(|i| i as f64 * 2.0).collect::<Vec<_>>()
+                );
+                assert_eq!(string.value(), b"hellohello");
+                // a C string longer than the array is refused
+                assert!(string.set_value(&[b'a'; 21]).is_err());
+            });
+        }
+    };
+}
+
+sharedctypes_test!(test_synchronize, double, Value, Array);
+sharedctypes_test!(test_sharedctypes, double_raw, RawValue, RawArray);
+
 #[mp::task]
-fn double(
-    x: Value<i32>,
-    y: Value<f64>,
-    z: Value<i64>,
-    st: Value<Foo>,
-    arr: Array<f64>,
-    string: Array<u8>,
-) {
+fn double_under_guards(x: Value<i32>, st: Value<Foo>, arr: Array<f64>) {
     *x.lock() *= 2;
-    *y.lock() *= 2.0;
-    *z.lock() *= 2;
     {
         let mut f = st.lock();
         f.x *= 2;
         f.y *= 2.0;
     }
-    let s = string.value();
-    string.set_value(&[s.clone(), s].concat()).unwrap();
     for v in arr.lock().iter_mut() {
         *v *= 2.0;
     }
 }
 
-#[mp::task]
-fn double_raw(
-    x: RawValue<i32>,
-    y: RawValue<f64>,
-    z: RawValue<i64>,
-    st: RawValue<Foo>,
-    arr: RawArray<f64>,
-    string: RawArray<u8>,
-) {
-    x.set(x.get() * 2);
-    y.set(y.get() * 2.0);
-    z.set(z.get() * 2);
-    let mut f = st.get();
-    f.x *= 2;
-    f.y *= 2.0;
-    st.set(f);
-    let s = string.value();
-    string.set_value(&[s.clone(), s].concat()).unwrap();
-    for i in 0..arr.len() {
-        arr.set(i, arr.get(i).unwrap() * 2.0).unwrap();
-    }
-}
-
 #[test]
-fn test_synchronize() {
+fn test_synchronize_guards_in_a_child() {
+    // the locked types' guards, used in a child (what test_synchronize's `with` does)
     for_each_method(|ctx| {
         let x = Value::new(7i32).unwrap();
-        let y = Value::new(1.0f64 / 3.0).unwrap();
-        let z = Value::new(1i64 << 33).unwrap();
         let foo = Value::new(Foo { x: 3, y: 2.0, z: 0 }).unwrap();
         let arr = ctx
-            .array((0..10).map(|i| i as f64).collect::<Vec<_>>())
+            .array((0..4).map(|i| i as f64).collect::<Vec<_>>())
             .unwrap();
-        let string: Array<u8> = Array::new(20).unwrap();
-        string.set_value(b"hello").unwrap();
-        let args = (
-            x.clone(),
-            y.clone(),
-            z.clone(),
-            foo.clone(),
-            arr.clone(),
-            string.clone(),
+        run(
+            &ctx,
+            ctx.process(double_under_guards, (x.clone(), foo.clone(), arr.clone())),
         );
-        run(&ctx, ctx.process(double, args));
         assert_eq!(x.get(), 14);
-        assert!((y.get() - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(z.get(), 1 << 34);
-        assert_eq!(foo.get().x, 6);
-        assert_eq!(foo.get().y, 4.0);
-        for i in 0..10 {
-            assert_eq!(arr.get(i).unwrap(), i as f64 * 2.0);
-        }
-        assert_eq!(string.value(), b"hellohello");
-    });
-}
-
-#[test]
-fn test_sharedctypes() {
-    for_each_method(|ctx| {
-        let x = RawValue::new(7i32).unwrap();
-        let y = RawValue::new(1.0f64 / 3.0).unwrap();
-        let z = RawValue::new(1i64 << 33).unwrap();
-        let foo = RawValue::new(Foo { x: 3, y: 2.0, z: 0 }).unwrap();
-        let arr = ctx
-            .raw_array((0..10).map(|i| i as f64).collect::<Vec<_>>())
-            .unwrap();
-        let string: RawArray<u8> = RawArray::new(20).unwrap();
-        string.set_value(b"hello").unwrap();
-        let args = (
-            x.clone(),
-            y.clone(),
-            z.clone(),
-            foo.clone(),
-            arr.clone(),
-            string.clone(),
-        );
-        run(&ctx, ctx.process(double_raw, args));
-        assert_eq!(x.get(), 14);
-        assert!((y.get() - 2.0 / 3.0).abs() < 1e-12);
-        assert_eq!(z.get(), 1 << 34);
         assert_eq!(foo.get(), Foo { x: 6, y: 4.0, z: 0 });
-        assert_eq!(
-            arr.to_vec(),
-            (0..10).map(|i| i as f64 * 2.0).collect::<Vec<_>>()
-        );
-        assert_eq!(string.value(), b"hellohello");
-        // a C string longer than the array is refused
-        assert!(string.set_value(&[b'a'; 21]).is_err());
+        assert_eq!(arr.to_vec(), [0.0, 2.0, 4.0, 6.0]);
     });
 }
 

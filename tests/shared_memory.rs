@@ -490,3 +490,194 @@ fn tracker_unlinks_what_killed_children_leave() {
         "{stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Issue 9 item 10: a layout another process wrote is validated, never trusted.
+
+/// Where the parts of a ShareableList lie in its segment (CPython's layout): the
+/// length, `len + 1` slot offsets, the data, the formats (8 bytes each), the codes.
+struct Layout {
+    n: usize,
+    offsets: Vec<usize>,
+    data: usize,
+    formats: usize,
+    codes: usize,
+}
+
+fn q(buf: &[u8], at: usize) -> i64 {
+    i64::from_ne_bytes(buf[at..at + 8].try_into().unwrap())
+}
+
+fn put_q(buf: &mut [u8], at: usize, v: i64) {
+    buf[at..at + 8].copy_from_slice(&v.to_ne_bytes());
+}
+
+fn layout(buf: &[u8]) -> Layout {
+    let n = q(buf, 0) as usize;
+    let offsets: Vec<usize> = (0..=n).map(|i| q(buf, 8 + 8 * i) as usize).collect();
+    let data = (n + 2) * 8;
+    let formats = data + offsets[n];
+    Layout {
+        n,
+        data,
+        formats,
+        codes: formats + 8 * n,
+        offsets,
+    }
+}
+
+/// Every operation on a list attached to `name`; none may panic. Returns whether
+/// attach failed and, if not, the results of `get(i)` for each item.
+fn exercise(name: &str) -> std::result::Result<Vec<mp::Result<Item>>, Error> {
+    let r = std::panic::catch_unwind(|| {
+        let sl = ShareableList::<Item>::attach(name)?;
+        let gets: Vec<_> = (0..sl.len()).map(|i| sl.get(i)).collect();
+        let _ = sl.items();
+        let _ = sl.format();
+        let _ = format!("{sl:?}");
+        let _ = sl.count(&Item::Int(5));
+        let _ = sl.index(&Item::Int(5));
+        for i in 0..sl.len() {
+            let _ = sl.set(i, Item::from("a str of some length"));
+            let _ = sl.set(i, Item::from("z"));
+            let _ = sl.set(i, Item::Int(1));
+            let _ = sl.get(i);
+        }
+        Ok(gets)
+    });
+    r.unwrap_or_else(|_| panic!("a corrupt ShareableList made a method panic"))
+}
+
+fn corrupted(f: impl FnOnce(&mut [u8], &Layout)) -> (String, Cleanup) {
+    let sl =
+        ShareableList::new(&[Item::from("abcdefghij"), Item::Int(5), Item::from("xy")]).unwrap();
+    let name = sl.shm().name().to_string();
+    assert_eq!(sl.format(), "16sq8s");
+    let mut raw = SharedMemory::attach(&name).unwrap();
+    let l = layout(raw.buf());
+    assert_eq!((l.n, &l.offsets[..]), (3, &[0, 16, 24, 32][..]));
+    f(raw.buf_mut(), &l);
+    (name.clone(), Cleanup(vec![name]))
+}
+
+#[test]
+fn corrupt_shareable_list_layouts_are_errors_never_panics() {
+    // layouts that attach must refuse
+    type Corruption = fn(&mut [u8], &Layout);
+    let refused: [(&str, Corruption); 6] = [
+        ("decreasing offsets", |b, _| put_q(b, 8 + 8 * 2, 8)),
+        ("offsets past the formats", |b, _| {
+            put_q(b, 8 + 8 * 3, 1 << 20)
+        }),
+        ("negative offset", |b, _| put_q(b, 16, -8)),
+        ("huge item count", |b, _| put_q(b, 0, i64::MAX)),
+        ("negative item count", |b, _| put_q(b, 0, -1)),
+        ("item count past the offsets", |b, _| put_q(b, 0, 12)),
+    ];
+    for (what, f) in refused {
+        let (name, _c) = corrupted(f);
+        assert!(
+            matches!(exercise(&name), Err(Error::Codec(_))),
+            "{what}: attach accepted it"
+        );
+    }
+    // layouts that attach, with items whose reads must fail
+    let bad_items: [(&str, usize, Corruption); 8] = [
+        ("format longer than the slot", 0, |b, l| {
+            b[l.formats..l.formats + 8].copy_from_slice(b"9999999s")
+        }),
+        ("unknown format", 1, |b, l| {
+            b[l.formats + 8..l.formats + 16].copy_from_slice(b"zzzzzzzz")
+        }),
+        ("format without a count", 2, |b, l| {
+            b[l.formats + 16..l.formats + 24].copy_from_slice(b"s\0\0\0\0\0\0\0")
+        }),
+        ("format not UTF-8", 0, |b, l| {
+            b[l.formats..l.formats + 8].copy_from_slice(&[0xff; 8])
+        }),
+        ("type code out of range", 1, |b, l| b[l.codes + 1] = 9),
+        ("str code on an int", 1, |b, l| b[l.codes + 1] = 1),
+        ("bytes code on a float format", 1, |b, l| {
+            b[l.formats + 8] = b'd';
+            b[l.codes + 1] = 2
+        }),
+        ("str that is not UTF-8", 0, |b, l| b[l.data] = 0xc3),
+    ];
+    for (what, i, f) in bad_items {
+        let (name, _c) = corrupted(f);
+        let gets = exercise(&name).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(
+            matches!(gets[i], Err(Error::Codec(_))),
+            "{what}: item {i} read as {:?}",
+            gets[i]
+        );
+    }
+}
+
+#[test]
+fn an_oversized_slot_cannot_overflow_the_format_field() {
+    // a (sparse) segment whose only slot is 100 MB: its "100000000s" format does not
+    // fit CPython's 8-byte format field, so a str written there is refused
+    let slot: usize = 100_000_000;
+    let mut raw = SharedMemory::create(None, 3 * 8 + slot + 9).unwrap();
+    let _c = Cleanup(vec![raw.name().to_string()]);
+    let b = raw.buf_mut();
+    put_q(b, 0, 1);
+    put_q(b, 8, 0);
+    put_q(b, 16, slot as i64);
+    let formats = 24 + slot;
+    b[formats..formats + 8].copy_from_slice(b"??\0\0\0\0\0\0");
+    let gets = exercise(raw.name()).unwrap();
+    assert!(matches!(gets[0], Err(Error::Codec(_))));
+    let sl = ShareableList::<Item>::attach(raw.name()).unwrap();
+    assert!(sl.set(0, Item::from("hi")).is_err());
+    sl.set(0, Item::Int(3)).unwrap();
+    assert_eq!(sl.get(0).unwrap(), Item::Int(3));
+    raw.unlink().unwrap();
+}
+
+#[mp::task]
+fn scramble_offsets(name: String) {
+    let mut raw = SharedMemory::attach(&name).unwrap();
+    let b = raw.buf_mut();
+    put_q(b, 8 + 8 * 2, 0);
+    put_q(b, 8 + 8 * 3, 8);
+}
+
+#[test]
+fn a_child_corrupts_a_list_every_start_method() {
+    for m in get_all_start_methods() {
+        let ctx = get_context(Some(m)).unwrap();
+        let sl = ShareableList::new(&[Item::from("abcdefghij"), Item::Int(5), Item::from("xy")])
+            .unwrap();
+        let name = sl.shm().name().to_string();
+        let _c = Cleanup(vec![name.clone()]);
+        let p = ctx.process(scramble_offsets, (name.clone(),));
+        p.start().unwrap();
+        p.join_timeout(JOIN).unwrap();
+        assert_eq!(p.exitcode(), Some(0), "{m}");
+        assert!(matches!(exercise(&name), Err(Error::Codec(_))), "{m}");
+        // the handle made before the corruption keeps its own validated layout
+        assert_eq!(sl.get(1).unwrap(), Item::Int(5));
+        sl.shm().unlink().unwrap();
+    }
+}
+
+#[test]
+fn attach_does_not_follow_a_symlink() {
+    // a name another process sent may be a symlink planted in /dev/shm: attach
+    // refuses it (glibc's shm_open opens with O_NOFOLLOW; so do we)
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("not-shared-memory");
+    std::fs::write(&target, [7u8; 64]).unwrap();
+    let name = format!("mp_symlink_test_{}", std::process::id());
+    let link = std::path::Path::new("/dev/shm").join(&name);
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = SharedMemory::attach(&name);
+    let via_list = ShareableList::<Item>::attach(&name);
+    std::fs::remove_file(&link).unwrap();
+    assert!(r.is_err(), "attached through a symlink: {r:?}");
+    assert!(via_list.is_err());
+    assert_eq!(std::fs::read(&target).unwrap(), [7u8; 64]);
+}

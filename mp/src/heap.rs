@@ -343,6 +343,13 @@ impl Block {
         &self.0.arena
     }
 
+    /// Which bytes the block is, whatever handle or mapping it was reached through:
+    /// (st_dev, st_ino) of its arena's file and its offset there. Two blocks with the
+    /// same identity are the same memory (sharedctypes keys its borrow tracking on it).
+    pub(crate) fn identity(&self) -> (u64, u64, usize) {
+        (self.0.arena.key.0, self.0.arena.key.1, self.0.offset)
+    }
+
     /// Copies `src` into the block at byte `offset`. Other processes may read the same
     /// bytes: callers order access with a lock or atomics in the block (the queue's ring
     /// does it under its futex lock).

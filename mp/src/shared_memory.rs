@@ -51,6 +51,14 @@
 //! compiler may assume a borrowed slice does not change).
 //! [`ShareableList`] reads and writes only through atomic (relaxed) loads and stores on
 //! a private mapping, so its methods take `&self` and are sound under any concurrency.
+//!
+//! Every value a [`ShareableList`] reads from the segment (its length, slot offsets,
+//! formats, type codes and the bytes of each item) is validated before use: a layout
+//! or an item another process corrupted gives [`Error::Codec`], never a panic, an
+//! out-of-bounds access or an allocation larger than the segment. One thing no check
+//! can prevent: a process that shrinks the segment (`ftruncate`) under a mapping makes
+//! the next access to the lost pages raise `SIGBUS`, as in any program (POSIX shared
+//! memory objects, unlike memfds, cannot be sealed).
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -112,9 +120,10 @@ impl Mapping {
             Some(end) if end <= self.len => Ok(()),
             _ => Err(Error::Codec(
                 format!(
-                "corrupt shared list: {len} bytes at offset {off} lie outside the {} byte segment",
-                self.len
-            )
+                    "corrupt shared list: {len} bytes at offset {off} lie outside the {} byte \
+                     segment",
+                    self.len
+                )
                 .into(),
             )),
         }
@@ -234,6 +243,13 @@ fn random_name() -> String {
     format!("psm_{:02x}{:02x}{:02x}{:02x}", b[0], b[1], b[2], b[3])
 }
 
+/// `O_NOFOLLOW`, which glibc's `shm_open` (so CPython's) always adds: a name that
+/// another process sent must not open whatever a symlink planted in `/dev/shm`
+/// points to. (Names with a `/` inside are refused by `shm::open` itself.)
+fn no_follow() -> rustix::shm::OFlags {
+    rustix::shm::OFlags::from_bits_retain(rustix::fs::OFlags::NOFOLLOW.bits())
+}
+
 /// The `shm_open` path of a reported name (CPython prepends the slash).
 fn os_path(name: &str) -> String {
     format!("/{name}")
@@ -287,7 +303,7 @@ impl SharedMemory {
                 "'size' must be a positive number different from zero",
             ));
         }
-        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR;
+        let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | no_follow();
         let mode = Mode::RUSR | Mode::WUSR;
         let (name, fd) = match name {
             Some(n) => (n.to_string(), shm::open(os_path(n).as_str(), flags, mode)?),
@@ -325,7 +341,11 @@ impl SharedMemory {
     /// A missing name gives [`Error::Io`] with kind `NotFound`.
     pub fn attach(name: &str) -> Result<Self> {
         use rustix::shm::{self, Mode, OFlags};
-        let fd = shm::open(os_path(name).as_str(), OFlags::RDWR, Mode::empty())?;
+        let fd = shm::open(
+            os_path(name).as_str(),
+            OFlags::RDWR | no_follow(),
+            Mode::empty(),
+        )?;
         let size = rustix::fs::fstat(&fd)?.st_size as usize;
         if size == 0 {
             return Err(Error::invalid(format!(
@@ -871,27 +891,53 @@ impl<T: ShareableItem> ShareableList<T> {
     }
 
     /// `ShareableList(name=name)`: attaches to an existing list (made here or by Python).
+    ///
+    /// The segment's layout is whatever the last writer left, so it is validated, not
+    /// trusted: a negative or oversized length, offsets that decrease or point past
+    /// the segment, or formats and codes that would lie outside it give
+    /// [`Error::Codec`]. (Items are validated when read: see [`get`](Self::get).)
     pub fn attach(name: &str) -> Result<Self> {
         let shm = SharedMemory::attach(name)?;
         let view = shm.try_clone()?;
-        let m = view.map.as_ref().expect("fresh mapping");
+        let m = view
+            .map
+            .as_ref()
+            .ok_or_else(|| Error::invalid("the shared memory is closed"))?;
+        let corrupt = |what: String| {
+            Error::Codec(format!("{name:?} does not hold a valid ShareableList: {what}").into())
+        };
         let n = i64::from_ne_bytes(m.load8(0)?);
         let max = shm.size / 8;
-        if n < 0 || n as usize > max {
-            return Err(Error::Codec(
-                format!("{name:?} does not hold a ShareableList (length {n})").into(),
-            ));
-        }
-        let n = n as usize;
+        let n = match usize::try_from(n) {
+            Ok(n) if n <= max => n,
+            _ => return Err(corrupt(format!("length {n}"))),
+        };
         let mut offsets = Vec::with_capacity(n + 1);
         for i in 0..=n {
             let o = i64::from_ne_bytes(m.load8(8 + 8 * i)?);
-            if o < 0 || o as usize > shm.size {
-                return Err(Error::Codec(
-                    format!("{name:?} does not hold a ShareableList (offset {o})").into(),
-                ));
+            let o = match usize::try_from(o) {
+                Ok(o) if o <= shm.size => o,
+                _ => return Err(corrupt(format!("offset {o} of item {i}"))),
+            };
+            if let Some(&prev) = offsets.last() {
+                if o < prev {
+                    return Err(corrupt(format!(
+                        "offset {o} of item {i} is below the previous one ({prev})"
+                    )));
+                }
             }
-            offsets.push(o as usize);
+            offsets.push(o);
+        }
+        // header, data, an 8-byte format and a 1-byte code per item, all in the segment
+        let end = (n + 2)
+            .checked_mul(8)
+            .and_then(|d| d.checked_add(offsets[n]))
+            .and_then(|f| f.checked_add(9 * n));
+        if end.is_none_or(|e| e > shm.size) {
+            return Err(corrupt(format!(
+                "{n} items with {} bytes of data do not fit its {} bytes",
+                offsets[n], shm.size
+            )));
         }
         drop(view);
         Self::from_parts(shm, n, offsets)
@@ -951,56 +997,97 @@ impl<T: ShareableItem> ShareableList<T> {
             .map_err(|_| Error::Codec(format!("corrupt format of shared list item {i}").into()))
     }
 
+    /// The bytes of slot `i` (its data area), from the validated offsets.
+    fn slot_len(&self, i: usize) -> usize {
+        self.offsets[i + 1].saturating_sub(self.offsets[i])
+    }
+
     fn write_slot(&self, i: usize, fmt: &str, p: &Packed) -> Result<()> {
         let m = self.map()?;
+        if fmt.len() > 8 {
+            // a slot of 100 MB or more has a format ("100000000s") that CPython's
+            // 8-byte format field cannot hold
+            return Err(Error::invalid(format!(
+                "the format {fmt:?} of shared list item {i} does not fit its 8-byte field"
+            )));
+        }
+        let slot = self.slot_len(i);
+        let width = if p.is_bytes {
+            fmt.strip_suffix('s')
+                .and_then(|w| w.parse::<usize>().ok())
+                .unwrap_or(p.data.len())
+        } else {
+            8
+        };
+        if width > slot || p.data.len() > slot {
+            return Err(Error::invalid(format!(
+                "shared list item {i} needs {} bytes; its slot has {slot}",
+                width.max(p.data.len())
+            )));
+        }
         let mut f = [0u8; 8];
         f[..fmt.len()].copy_from_slice(fmt.as_bytes());
         m.store8(self.formats_start() + 8 * i, f)?;
         m.store_u8(self.codes_start() + i, p.code)?;
         let off = self.data_start() + self.offsets[i];
         if p.is_bytes {
-            let width: usize = fmt[..fmt.len() - 1].parse().unwrap_or(p.data.len());
             m.store_bytes(off, &p.data, width)
         } else {
             let mut slot = [0u8; 8];
-            slot.copy_from_slice(&p.data[..8]);
+            slot.copy_from_slice(p.data.get(..8).unwrap_or(&[0; 8]));
             m.store8(off, slot)
         }
     }
 
     /// `list[i]` as an [`Item`], whatever `T` is.
+    ///
+    /// The item's format, code and bytes come from shared memory another process may
+    /// have written: an unknown format or code, a format that does not match its code,
+    /// a `%ds` longer than the item's slot, or a str that is not UTF-8 gives
+    /// [`Error::Codec`].
     pub fn get_item(&self, i: usize) -> Result<Item> {
         self.check_index(i)?;
         let m = self.map()?;
         let fmt = self.format_at(i)?;
         let code = m.load_u8(self.codes_start() + i)?;
         let off = self.data_start() + self.offsets[i];
+        let slot = self.slot_len(i);
+        let bad = |why: &str| {
+            Error::Codec(
+                format!("shared list item {i} is corrupt: format {fmt:?}, code {code}: {why}")
+                    .into(),
+            )
+        };
+        let fixed = matches!(fmt.as_str(), FMT_INT | FMT_FLOAT | FMT_BOOL | FMT_NONE);
+        if fixed && slot < 8 {
+            return Err(bad(&format!("its slot has {slot} bytes, not 8")));
+        }
         let item = match (fmt.as_str(), code) {
             (_, CODE_NONE) => Item::None,
-            (FMT_INT, _) => Item::Int(i64::from_ne_bytes(m.load8(off)?)),
-            (FMT_FLOAT, _) => Item::Float(f64::from_ne_bytes(m.load8(off)?)),
-            (FMT_BOOL, _) => Item::Bool(m.load_u8(off + 7)? != 0),
+            (FMT_INT, CODE_PLAIN) => Item::Int(i64::from_ne_bytes(m.load8(off)?)),
+            (FMT_FLOAT, CODE_PLAIN) => Item::Float(f64::from_ne_bytes(m.load8(off)?)),
+            (FMT_BOOL, CODE_PLAIN) => Item::Bool(m.load_u8(off + 7)? != 0),
             (f, CODE_STR | CODE_BYTES) if f.ends_with('s') => {
-                let n: usize = f[..f.len() - 1].parse().map_err(|_| {
-                    Error::Codec(format!("unknown format {f:?} of shared list item {i}").into())
-                })?;
+                let n: usize = f[..f.len() - 1]
+                    .parse()
+                    .map_err(|_| bad("not a struct format"))?;
+                if n > slot {
+                    return Err(bad(&format!("{n} bytes in a slot of {slot}")));
+                }
                 let mut b = m.load_bytes(off, n)?;
                 while b.last() == Some(&0) {
                     b.pop();
                 }
                 if code == CODE_STR {
-                    Item::Str(String::from_utf8(b).map_err(|_| {
-                        Error::Codec(format!("shared list item {i} is not valid UTF-8").into())
-                    })?)
+                    Item::Str(String::from_utf8(b).map_err(|_| bad("not valid UTF-8"))?)
                 } else {
                     Item::Bytes(b)
                 }
             }
-            (f, c) => {
-                return Err(Error::Codec(
-                    format!("unsupported format {f:?} (code {c}) of shared list item {i}").into(),
-                ))
+            (_, CODE_PLAIN | CODE_STR | CODE_BYTES) => {
+                return Err(bad("the format does not match the code"))
             }
+            _ => return Err(bad("unknown code")),
         };
         Ok(item)
     }
@@ -1023,7 +1110,7 @@ impl<T: ShareableItem> ShareableList<T> {
         self.check_index(i)?;
         let p = pack(value);
         let fmt = if p.is_bytes {
-            let allocated = self.offsets[i + 1] - self.offsets[i];
+            let allocated = self.slot_len(i);
             if p.data.len() > allocated {
                 return Err(Error::invalid(format!(
                     "bytes/str item exceeds available storage ({} bytes > {allocated})",

@@ -47,32 +47,104 @@ use crate::error::{Error, Result};
 use crate::heap::Block;
 use crate::synchronize::{AnyLock, Guard, RLock};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Plain old data that can live in shared memory: no pointers, no drop glue, the same
 /// meaning in every process. Implemented for the integer and float types, `bool`,
 /// arrays `[T; N]` of `ShmSafe` types and `#[derive(mp::Shared)]` structs (Python: a
 /// ctypes type).
 ///
+/// Bytes another process wrote are checked before they are read as a `Self` where
+/// `Self` has invalid bit patterns: a `bool` byte that is neither 0 nor 1 (a Python
+/// ctypes writer can store one) reads as `true`, as C's `_Bool` conversion and ctypes'
+/// `c_bool` do, never as an invalid `bool`. A received handle must name the type it was
+/// created with (see [`RawValue`]'s "Type checks").
+///
+/// Not yet checked against a foreign writer: the fields of `#[derive(mp::Shared)]`
+/// types (a `bool` field, a field-less enum's discriminant). Between `mp` processes they
+/// are safe (the type check refuses a handle received as another type, and `mp` only
+/// stores valid values); a non-`mp` writer (Python ctypes) must store valid values in
+/// them. The derive will emit the per-field checks that `bool` and arrays have.
+///
 /// # Safety
 /// The type must be `Sized`, contain no pointers or references (nor anything owning heap
 /// memory or a resource), have no `Drop` impl, and be valid for the bytes another
-/// process writes through the same type. Use `#[derive(mp::Shared)]` rather than
-/// implementing it by hand.
+/// process writes through the same type; a type with invalid bit patterns must override
+/// the hidden checking hooks (as `bool` and arrays of it do). Use
+/// `#[derive(mp::Shared)]` rather than implementing it by hand.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory: it is not `ShmSafe`",
     label = "not plain old data for shared memory",
     note = "use numbers, `bool`, arrays of them, or a `#[repr(C)]` struct with `#[derive(mp::Shared)]`"
 )]
-pub unsafe trait ShmSafe: Sized + Send + Sync + 'static {}
+pub unsafe trait ShmSafe: Sized + Send + Sync + 'static {
+    /// Whether some bit patterns are not a valid `Self`, so that bytes from shared
+    /// memory go through [`__repair`](ShmSafe::__repair) before they are read.
+    #[doc(hidden)]
+    const __CHECKED: bool = false;
+
+    /// Makes the bytes at `p` a valid `Self` where a canonical form exists (a `bool`
+    /// byte other than 0 becomes 1) and returns whether they now are one. The default
+    /// (every bit pattern valid) does nothing.
+    ///
+    /// # Safety
+    /// `p` is aligned and valid for reads and writes of `size_of::<Self>()` bytes, which
+    /// nothing else accesses during the call (except other processes).
+    #[doc(hidden)]
+    #[inline]
+    unsafe fn __repair(p: *mut Self) -> bool {
+        let _ = p;
+        true
+    }
+}
 
 macro_rules! shm_safe {
-    ($($t:ty),*) => { $(unsafe impl ShmSafe for $t {})* };
+    ($($t:ty),*) => { $(
+        // SAFETY: every bit pattern of these types is a valid value; no pointers, no
+        // drop glue.
+        unsafe impl ShmSafe for $t {}
+    )* };
 }
-shm_safe!(u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64, bool);
-unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
+shm_safe!(u8, i8, u16, i16, u32, i32, u64, i64, u128, i128, usize, isize, f32, f64);
+
+// SAFETY: one byte, no pointers; the invalid patterns (2..=255) are repaired before a
+// read (`__CHECKED`).
+unsafe impl ShmSafe for bool {
+    const __CHECKED: bool = true;
+    #[inline]
+    unsafe fn __repair(p: *mut bool) -> bool {
+        let b = p.cast::<u8>();
+        // SAFETY: the caller gives a valid, aligned pointer to one byte; it is read and
+        // written as a `u8`, never as a `bool` before it is valid.
+        unsafe {
+            if std::ptr::read_volatile(b) > 1 {
+                std::ptr::write_volatile(b, 1);
+            }
+        }
+        true
+    }
+}
+
+// SAFETY: an array of `ShmSafe` elements has no padding between them and no pointers;
+// elements with invalid patterns are checked one by one.
+unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
+    const __CHECKED: bool = T::__CHECKED;
+    #[inline]
+    unsafe fn __repair(p: *mut [T; N]) -> bool {
+        if !T::__CHECKED {
+            return true;
+        }
+        let e = p.cast::<T>();
+        // SAFETY: `p` covers N consecutive, aligned `T`s (the caller's contract).
+        (0..N).all(|i| unsafe { T::__repair(e.add(i)) })
+    }
+}
 
 /// Compile-time check emitted by `#[derive(mp::Shared)]` for every field type.
 #[doc(hidden)]
@@ -94,6 +166,271 @@ fn index_error(i: usize, len: usize) -> Error {
     ))
 }
 
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---------------------------------------------------------------------------------
+// Type tags: what a serialized handle says about its element type
+
+/// The element type a serialized handle was created with: its size, alignment and a
+/// fingerprint of its name (FNV-1a of `std::any::type_name`). A handle received as
+/// another type is refused ([`Error::Codec`]): a block of shared memory carries no type
+/// of its own, and reading a `u8` that holds 2 as a `bool` would be undefined behaviour.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct TypeTag {
+    size: u32,
+    align: u32,
+    fingerprint: u64,
+}
+
+impl TypeTag {
+    fn of<T>() -> TypeTag {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in std::any::type_name::<T>().bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        TypeTag {
+            size: std::mem::size_of::<T>() as u32,
+            align: std::mem::align_of::<T>() as u32,
+            fingerprint: h,
+        }
+    }
+
+    fn check<T, E: serde::de::Error>(self, what: &str) -> std::result::Result<(), E> {
+        let want = TypeTag::of::<T>();
+        if self == want {
+            return Ok(());
+        }
+        Err(E::custom(format!(
+            "a shared {what} of another element type (size {}, alignment {}, type \
+             fingerprint {:016x}) cannot be received as one of `{}` (size {}, alignment {}, \
+             fingerprint {:016x})",
+            self.size,
+            self.align,
+            self.fingerprint,
+            std::any::type_name::<T>(),
+            want.size,
+            want.align,
+            want.fingerprint
+        )))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Borrow tracking: at most one `&mut` to a block in this process
+
+/// Bumped in a forked child (pthread_atfork): a borrow recorded before the fork belongs
+/// to a thread the child does not have (or to the forking thread, whose frames below
+/// the fork never run again in an mp child), so the child treats it as released.
+static FORK_GEN: AtomicU32 = AtomicU32::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+/// This thread's borrow token, never 0: the address of a thread-local (distinct for
+/// every live thread; user-space addresses fit in 48 bits) with the fork generation
+/// in the top 16 bits.
+#[inline]
+fn thread_token() -> u64 {
+    thread_local! {
+        static ANCHOR: u8 = const { 0 };
+    }
+    // a thread being torn down (a value dropped by a TLS destructor) uses its kernel
+    // thread id, which no live thread's anchor address can equal (those are far above)
+    let id = ANCHOR
+        .try_with(|a| a as *const u8 as u64)
+        .unwrap_or_else(|_| u64::from(rustix::thread::gettid().as_raw_nonzero().get() as u32));
+    (id & ((1 << 48) - 1)) | (u64::from(FORK_GEN.load(Ordering::Relaxed) & 0xffff) << 48)
+}
+
+/// The borrow state of one block in this process, shared by every handle to the block
+/// (clones and handles received from other processes alike, found by the block's
+/// identity): 0 when free, else the token of the thread using the memory (holding a
+/// guard, or inside one `get`/`set`).
+struct BorrowCell {
+    state: AtomicU64,
+    id: (u64, u64, usize),
+}
+
+type Cells = HashMap<(u64, u64, usize), Weak<BorrowCell>>;
+static CELLS: Mutex<Option<Cells>> = Mutex::new(None);
+
+/// Taken before [`CELLS`] by every user, and by the pthread_atfork prepare handler
+/// across `fork()` (released in parent and child): so no thread holds `CELLS` at the
+/// instant of a fork, and a forked child never finds it locked by a thread it does not
+/// have (it would deadlock decoding its first value).
+static CELLS_GATE: AtomicBool = AtomicBool::new(false);
+
+fn gate_enter() {
+    let mut spins = 0u32;
+    while CELLS_GATE
+        .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        spins += 1;
+        if spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+fn gate_exit() {
+    CELLS_GATE.store(false, Ordering::Release);
+}
+
+extern "C" fn before_fork() {
+    gate_enter();
+}
+
+extern "C" fn after_fork_in_parent() {
+    gate_exit();
+}
+
+extern "C" fn after_fork_in_child() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    gate_exit();
+}
+
+/// Runs `f` on this process's registry of borrow cells.
+fn with_cells<R>(f: impl FnOnce(&mut Cells) -> R) -> R {
+    ATFORK.call_once(|| {
+        // SAFETY: registers plain `extern "C"` handlers that only touch atomics (and
+        // spin, in the prepare handler, while another thread finishes a short critical
+        // section of `with_cells`), as handlers around fork() must.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            );
+        }
+    });
+    gate_enter();
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            gate_exit();
+        }
+    }
+    let _exit = Exit;
+    let mut cells = lock_ignoring_poison(&CELLS);
+    f(cells.get_or_insert_with(HashMap::new))
+}
+
+/// The borrow cell of `block`'s memory (the one every live handle to it shares).
+fn cell_for(block: &Block) -> Arc<BorrowCell> {
+    let id = block.identity();
+    with_cells(|map| {
+        if let Some(c) = map.get(&id).and_then(Weak::upgrade) {
+            return c;
+        }
+        let c = Arc::new(BorrowCell {
+            state: AtomicU64::new(0),
+            id,
+        });
+        map.insert(id, Arc::downgrade(&c));
+        c
+    })
+}
+
+impl Drop for BorrowCell {
+    fn drop(&mut self) {
+        with_cells(|map| {
+            if map
+                .get(&self.id)
+                .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+            {
+                map.remove(&self.id);
+            }
+        })
+    }
+}
+
+/// The calling thread already uses the memory (it holds a guard of it).
+struct Reentered;
+
+/// The memory is in use by this thread until dropped.
+struct Entered<'a>(&'a BorrowCell);
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.state.store(0, Ordering::Release);
+    }
+}
+
+impl BorrowCell {
+    /// Marks the memory as used by this thread. Another thread of this process using it
+    /// (through another lock over the same block, or a raw handle) is waited for; the
+    /// calling thread itself is refused.
+    #[inline]
+    fn enter(&self) -> std::result::Result<Entered<'_>, Reentered> {
+        let me = thread_token();
+        match self
+            .state
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => Ok(Entered(self)),
+            Err(cur) => self.enter_slow(me, cur),
+        }
+    }
+
+    #[cold]
+    fn enter_slow(&self, me: u64, mut cur: u64) -> std::result::Result<Entered<'_>, Reentered> {
+        let mut spins = 0u32;
+        loop {
+            if cur == me {
+                return Err(Reentered);
+            }
+            // 0, or a borrow from before a fork (its thread is not in this process)
+            let free = if cur == 0 || (cur >> 48) != (me >> 48) {
+                cur
+            } else {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else if spins < 128 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(std::time::Duration::from_micros(100));
+                }
+                0
+            };
+            match self
+                .state
+                .compare_exchange(free, me, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(Entered(self)),
+                Err(now) => cur = now,
+            }
+        }
+    }
+}
+
+fn borrowed_message<T>(what: &str) -> String {
+    format!(
+        "shared value of `{}` already borrowed: a guard from `lock()` of it is alive on \
+         this thread, so `{what}` would alias its `&mut` (use the guard, or drop it first)",
+        std::any::type_name::<T>()
+    )
+}
+
+#[cold]
+#[track_caller]
+fn borrowed_panic<T>(what: &str) -> ! {
+    panic!("{}", borrowed_message::<T>(what))
+}
+
+#[cold]
+#[track_caller]
+fn invalid_bits_panic<T>() -> ! {
+    panic!(
+        "shared memory holds bytes that are not a valid `{}` (written by another process)",
+        std::any::type_name::<T>()
+    )
+}
+
 // ---------------------------------------------------------------------------------
 // RawValue
 
@@ -105,8 +442,24 @@ fn index_error(i: usize, len: usize) -> Error {
 /// assert_eq!(v.get(), 14);
 /// # Ok::<(), mp::Error>(())
 /// ```
+///
+/// # Borrows
+/// Within one process, every handle to the same memory (clones, a handle received
+/// back, the `get_obj()` of a [`Value`]) shares one borrow state, like a `RefCell`'s:
+/// while a guard from [`Value::lock`] is alive on a thread, `get`/`set` on that thread
+/// panic ("already borrowed") instead of aliasing the guard's `&mut`; on another thread
+/// they wait until the guard is dropped. Other processes are ordered by the lock (a raw
+/// value has none: as in Python, its cross-process readers see whatever was last
+/// written).
+///
+/// # Type checks
+/// A handle serializes with its type's size, alignment and a fingerprint of its name
+/// (`std::any::type_name`, the same in every process of one program); receiving it as
+/// another type is an [`Error::Codec`]: a `RawValue<u8>` holding 2 never becomes a
+/// `RawValue<bool>`. The same holds for [`Value`], [`RawArray`] and [`Array`].
 pub struct RawValue<T: ShmSafe> {
     block: Block,
+    cell: Arc<BorrowCell>,
     _t: PhantomData<T>,
 }
 
@@ -114,6 +467,7 @@ impl<T: ShmSafe> Clone for RawValue<T> {
     fn clone(&self) -> Self {
         RawValue {
             block: self.block.clone(),
+            cell: self.cell.clone(),
             _t: PhantomData,
         }
     }
@@ -127,49 +481,77 @@ impl<T: ShmSafe> RawValue<T> {
         // SAFETY: T is plain old data; the block is fresh and big enough.
         unsafe { block.write(0, v) };
         Ok(RawValue {
+            cell: cell_for(&block),
             block,
             _t: PhantomData,
         })
     }
+
+    #[track_caller]
+    fn enter(&self, what: &str) -> Entered<'_> {
+        self.cell
+            .enter()
+            .unwrap_or_else(|_| borrowed_panic::<T>(what))
+    }
+
     /// A copy of the value (Python: `.value`).
-    pub fn get(&self) -> T {
-        // SAFETY: the block holds a T (written by new/set, possibly in another process).
-        unsafe { self.block.read(0) }
-    }
-    /// Stores `v` (Python: `.value = v`).
-    pub fn set(&self, v: T) {
-        // SAFETY: T is plain old data.
-        unsafe { self.block.write(0, v) }
-    }
-    /// The value as `&mut T`, while the caller guarantees exclusive access.
     ///
-    /// # Safety
-    /// No other thread or process may access the value while the reference lives.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn as_mut(&self) -> &mut T {
-        &mut self.block.slice_mut::<T>(1)[0]
+    /// Panics if a guard of this value is alive on the calling thread (see "Borrows").
+    #[track_caller]
+    pub fn get(&self) -> T {
+        let _e = self.enter("get");
+        self.read()
+    }
+
+    /// Reads the value; the caller has entered the borrow cell.
+    fn read(&self) -> T {
+        // SAFETY: the block holds size_of::<T>() bytes (checked at creation/receipt);
+        // they are copied as `MaybeUninit`, so invalid bits are not yet a `T`.
+        let mut tmp: MaybeUninit<T> = unsafe { self.block.read(0) };
+        // SAFETY: `tmp` is an aligned local of the right size.
+        if !unsafe { T::__repair(tmp.as_mut_ptr()) } {
+            invalid_bits_panic::<T>()
+        }
+        // SAFETY: repaired into a valid T just above.
+        unsafe { tmp.assume_init() }
+    }
+
+    /// Stores `v` (Python: `.value = v`).
+    ///
+    /// Panics if a guard of this value is alive on the calling thread (see "Borrows").
+    #[track_caller]
+    pub fn set(&self, v: T) {
+        let _e = self.enter("set");
+        // SAFETY: T is plain old data; no reference to the memory is alive in this
+        // process (the borrow cell is ours).
+        unsafe { self.block.write(0, v) }
     }
 }
 
 impl<T: ShmSafe + fmt::Debug> fmt::Debug for RawValue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RawValue({:?})", self.get())
+        match self.cell.enter() {
+            Ok(_e) => write!(f, "RawValue({:?})", self.read()),
+            Err(Reentered) => f.write_str("RawValue(<borrowed>)"),
+        }
     }
 }
 
 impl<T: ShmSafe> Serialize for RawValue<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.block.serialize(s)
+        (&self.block, TypeTag::of::<T>()).serialize(s)
     }
 }
 
 impl<'de, T: ShmSafe> Deserialize<'de> for RawValue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let block = Block::deserialize(d)?;
+        let (block, tag) = <(Block, TypeTag)>::deserialize(d)?;
+        tag.check::<T, D::Error>("value")?;
         if !block.fits::<T>(1) {
             return Err(serde::de::Error::custom("shared value block too small"));
         }
         Ok(RawValue {
+            cell: cell_for(&block),
             block,
             _t: PhantomData,
         })
@@ -189,6 +571,32 @@ impl<'de, T: ShmSafe> Deserialize<'de> for RawValue<T> {
 /// assert_eq!(v.get(), 1);
 /// # Ok::<(), mp::Error>(())
 /// ```
+///
+/// # One `&mut` at a time
+/// The default lock is an `RLock`, which the holding thread may take again; the guard,
+/// though, hands out a `&mut T`, and Rust allows one at a time. So, as with a
+/// `RefCell`, while a guard is alive on a thread, `lock()`, `get()` and `set()` of the
+/// same value on that thread — through this handle, a clone, a handle received back or
+/// [`get_obj`](Self::get_obj) — panic with "already borrowed" (CPython would let the
+/// code write through both). Taking the lock alone stays re-entrant:
+/// `v.get_lock().lock()` twice, then `*v.lock() += 1`, is fine.
+///
+/// ```
+/// let v = mp::Value::new(0i32)?;
+/// let g = v.get_lock().lock();   // the lock alone: re-entrant
+/// *v.lock() += 1;                // one guard at a time: fine
+/// drop(g);
+/// let mut a = v.lock();
+/// // let b = v.lock();           // would panic: two `&mut i32`
+/// *a += 1;
+/// # drop(a);
+/// # assert_eq!(v.get(), 2);
+/// # Ok::<(), mp::Error>(())
+/// ```
+///
+/// With a plain [`Lock`](crate::Lock) a second `lock()` on the holding thread blocks
+/// forever, as in Python. A process that dies while holding the lock leaves it
+/// held, with the value as the process last wrote it (see [`Lock`](crate::Lock)).
 pub struct Value<T: ShmSafe> {
     raw: RawValue<T>,
     lock: AnyLock,
@@ -215,12 +623,16 @@ impl<T: ShmSafe> Value<T> {
             lock: lock.into(),
         })
     }
-    /// A copy of the value, read under the lock.
+    /// A copy of the value, read under the lock. Panics while a guard of the value is
+    /// alive on this thread (see "One `&mut` at a time").
+    #[track_caller]
     pub fn get(&self) -> T {
         let _g = self.lock.lock();
         self.raw.get()
     }
-    /// Stores `v` under the lock.
+    /// Stores `v` under the lock. Panics while a guard of the value is alive on this
+    /// thread.
+    #[track_caller]
     pub fn set(&self, v: T) {
         let _g = self.lock.lock();
         self.raw.set(v)
@@ -233,10 +645,21 @@ impl<T: ShmSafe> Value<T> {
     pub fn get_obj(&self) -> &RawValue<T> {
         &self.raw
     }
-    /// Takes the lock and returns a guard that derefs to the value.
+    /// Takes the lock and returns a guard that derefs to the value. Panics ("already
+    /// borrowed") if a guard of the same value is alive on this thread.
+    #[track_caller]
     pub fn lock(&self) -> ValueGuard<'_, T> {
         let guard = self.lock.lock();
+        let entered = self.raw.enter("lock");
+        if T::__CHECKED {
+            // SAFETY: we hold the lock and the borrow cell: nothing else in this
+            // process touches the value; the block holds a T-sized, aligned range.
+            if !unsafe { T::__repair(self.raw.block.as_ptr().cast::<T>()) } {
+                invalid_bits_panic::<T>()
+            }
+        }
         ValueGuard {
+            _entered: entered,
             _guard: guard,
             raw: &self.raw,
         }
@@ -245,7 +668,11 @@ impl<T: ShmSafe> Value<T> {
 
 impl<T: ShmSafe + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<Synchronized wrapper for {:?}>", self.get())
+        let _g = self.lock.lock();
+        match self.raw.cell.enter() {
+            Ok(_e) => write!(f, "<Synchronized wrapper for {:?}>", self.raw.read()),
+            Err(Reentered) => f.write_str("<Synchronized wrapper for <borrowed>>"),
+        }
     }
 }
 
@@ -262,8 +689,11 @@ impl<'de, T: ShmSafe> Deserialize<'de> for Value<T> {
     }
 }
 
-/// The lock of a [`Value`], held; derefs to the value.
+/// The lock of a [`Value`], held; derefs to the value. While it lives, the value's
+/// other accessors on this thread panic (see [`Value`]).
 pub struct ValueGuard<'a, T: ShmSafe> {
+    // dropped first: the borrow ends before the lock is released
+    _entered: Entered<'a>,
     _guard: Guard<'a, AnyLock>,
     raw: &'a RawValue<T>,
 }
@@ -271,15 +701,17 @@ pub struct ValueGuard<'a, T: ShmSafe> {
 impl<T: ShmSafe> Deref for ValueGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the value's lock is held for the guard's lifetime.
-        unsafe { self.raw.as_mut() }
+        // SAFETY: the lock and the borrow cell are held for the guard's lifetime (so no
+        // other reference to the value exists in this process), the bytes were made a
+        // valid T when the guard was taken, and the block is aligned and big enough.
+        unsafe { &*self.raw.block.as_ptr().cast::<T>() }
     }
 }
 
 impl<T: ShmSafe> DerefMut for ValueGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: the value's lock is held for the guard's lifetime.
-        unsafe { self.raw.as_mut() }
+        // SAFETY: as in `deref`; `&mut self` makes this the guard's only reference.
+        unsafe { &mut self.raw.block.slice_mut::<T>(1)[0] }
     }
 }
 
@@ -296,8 +728,13 @@ impl<T: ShmSafe> DerefMut for ValueGuard<'_, T> {
 /// assert!(a.get(3).is_err());
 /// # Ok::<(), mp::Error>(())
 /// ```
+///
+/// Borrows and type checks work as for [`RawValue`]: while a guard from
+/// [`Array::lock`] is alive on this thread, `get`/`set` (and the byte-string setters)
+/// return [`Error::InvalidState`] ("already borrowed") and `to_vec`/`value`/`raw` panic.
 pub struct RawArray<T: ShmSafe> {
     block: Block,
+    cell: Arc<BorrowCell>,
     len: usize,
     _t: PhantomData<T>,
 }
@@ -306,6 +743,7 @@ impl<T: ShmSafe> Clone for RawArray<T> {
     fn clone(&self) -> Self {
         RawArray {
             block: self.block.clone(),
+            cell: self.cell.clone(),
             len: self.len,
             _t: PhantomData,
         }
@@ -322,8 +760,10 @@ impl<T: ShmSafe> RawArray<T> {
         let bytes = std::mem::size_of::<T>()
             .checked_mul(len)
             .ok_or_else(|| Error::InvalidState("array too large".into()))?;
+        let block = Block::new(bytes)?;
         Ok(RawArray {
-            block: Block::new(bytes)?,
+            cell: cell_for(&block),
+            block,
             len,
             _t: PhantomData,
         })
@@ -335,7 +775,7 @@ impl<T: ShmSafe> RawArray<T> {
     {
         let a = Self::new(items.len())?;
         for (i, v) in items.iter().enumerate() {
-            // SAFETY: in bounds, T plain old data.
+            // SAFETY: in bounds, T plain old data; the array is new, nothing borrows it.
             unsafe { a.block.write(i, *v) };
         }
         Ok(a)
@@ -348,40 +788,65 @@ impl<T: ShmSafe> RawArray<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// Element `i` (an `InvalidState` IndexError when out of range).
+
+    fn try_enter(&self, what: &str) -> Result<Entered<'_>> {
+        self.cell
+            .enter()
+            .map_err(|_| Error::InvalidState(borrowed_message::<T>(what)))
+    }
+
+    #[track_caller]
+    fn enter(&self, what: &str) -> Entered<'_> {
+        self.cell
+            .enter()
+            .unwrap_or_else(|_| borrowed_panic::<T>(what))
+    }
+
+    /// Reads element `i < len`; the caller has entered the borrow cell.
+    fn read(&self, i: usize) -> T {
+        // SAFETY: i < len and the block holds len Ts (checked at creation/receipt);
+        // copied as `MaybeUninit`, so invalid bits are not yet a `T`.
+        let mut tmp: MaybeUninit<T> = unsafe { self.block.read(i) };
+        // SAFETY: `tmp` is an aligned local of the right size.
+        if !unsafe { T::__repair(tmp.as_mut_ptr()) } {
+            invalid_bits_panic::<T>()
+        }
+        // SAFETY: repaired into a valid T just above.
+        unsafe { tmp.assume_init() }
+    }
+
+    /// Element `i` (an `InvalidState` IndexError when out of range, or "already
+    /// borrowed" while a guard of the array is alive on this thread).
     pub fn get(&self, i: usize) -> Result<T> {
         if i >= self.len {
             return Err(index_error(i, self.len));
         }
-        // SAFETY: in bounds; the block holds Ts.
-        Ok(unsafe { self.block.read(i) })
+        let _e = self.try_enter("get")?;
+        Ok(self.read(i))
     }
-    /// Stores `v` at `i`.
+    /// Stores `v` at `i` (errors as [`get`](Self::get)).
     pub fn set(&self, i: usize, v: T) -> Result<()> {
         if i >= self.len {
             return Err(index_error(i, self.len));
         }
-        // SAFETY: in bounds, T plain old data.
+        let _e = self.try_enter("set")?;
+        // SAFETY: in bounds, T plain old data; no reference to the memory is alive in
+        // this process (the borrow cell is ours).
         unsafe { self.block.write(i, v) };
         Ok(())
     }
-    /// A copy of every element (Python: `arr[:]`).
+    /// A copy of every element (Python: `arr[:]`). Panics while a guard of the array
+    /// is alive on this thread.
+    #[track_caller]
     pub fn to_vec(&self) -> Vec<T> {
-        // SAFETY: in bounds; the block holds Ts.
-        (0..self.len)
-            .map(|i| unsafe { self.block.read(i) })
-            .collect()
-    }
-    /// # Safety
-    /// Exclusive access while the slice lives.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn as_mut(&self) -> &mut [T] {
-        self.block.slice_mut(self.len)
+        let _e = self.enter("to_vec");
+        (0..self.len).map(|i| self.read(i)).collect()
     }
 }
 
 impl RawArray<u8> {
     /// The bytes up to the first NUL (Python: `.value` of a `c_char` array).
+    #[track_caller]
     pub fn value(&self) -> Vec<u8> {
         let mut v = self.to_vec();
         if let Some(n) = v.iter().position(|&b| b == 0) {
@@ -397,15 +862,15 @@ impl RawArray<u8> {
                 "ValueError: byte string too long".into(),
             ));
         }
-        for (i, b) in bytes.iter().enumerate() {
-            self.set(i, *b)?;
-        }
+        let _e = self.try_enter("set_value")?;
+        self.block.write_bytes(0, bytes);
         if bytes.len() < self.len {
-            self.set(bytes.len(), 0)?;
+            self.block.write_bytes(bytes.len(), &[0]);
         }
         Ok(())
     }
     /// Every byte (Python: `.raw`).
+    #[track_caller]
     pub fn raw(&self) -> Vec<u8> {
         self.to_vec()
     }
@@ -416,33 +881,41 @@ impl RawArray<u8> {
                 "ValueError: byte string too long".into(),
             ));
         }
-        for (i, b) in bytes.iter().enumerate() {
-            self.set(i, *b)?;
-        }
+        let _e = self.try_enter("set_raw")?;
+        self.block.write_bytes(0, bytes);
         Ok(())
     }
 }
 
 impl<T: ShmSafe + fmt::Debug> fmt::Debug for RawArray<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RawArray({:?})", self.to_vec())
+        match self.cell.enter() {
+            Ok(_e) => {
+                let v: Vec<T> = (0..self.len).map(|i| self.read(i)).collect();
+                write!(f, "RawArray({v:?})")
+            }
+            Err(Reentered) => f.write_str("RawArray(<borrowed>)"),
+        }
     }
 }
 
 impl<T: ShmSafe> Serialize for RawArray<T> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (&self.block, self.len as u64).serialize(s)
+        (&self.block, self.len as u64, TypeTag::of::<T>()).serialize(s)
     }
 }
 
 impl<'de, T: ShmSafe> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let (block, len) = <(Block, u64)>::deserialize(d)?;
-        let len = len as usize;
+        let (block, len, tag) = <(Block, u64, TypeTag)>::deserialize(d)?;
+        tag.check::<T, D::Error>("array")?;
+        let len = usize::try_from(len)
+            .map_err(|_| serde::de::Error::custom("shared array length overflows"))?;
         if !block.fits::<T>(len) {
             return Err(serde::de::Error::custom("shared array block too small"));
         }
         Ok(RawArray {
+            cell: cell_for(&block),
             block,
             len,
             _t: PhantomData,
@@ -464,6 +937,11 @@ impl<'de, T: ShmSafe> Deserialize<'de> for RawArray<T> {
 /// assert_eq!(s.value(), b"hello world");
 /// # Ok::<(), mp::Error>(())
 /// ```
+///
+/// As with [`Value`], one guard at a time: while a guard is alive on a thread, that
+/// thread's `lock()`, `to_vec()`, `value()` and `raw()` of the same array panic
+/// ("already borrowed"), and `get`/`set`/`set_value`/`set_raw` return
+/// [`Error::InvalidState`]; the lock alone (`get_lock()`) stays re-entrant.
 pub struct Array<T: ShmSafe> {
     raw: RawArray<T>,
     lock: AnyLock,
@@ -529,6 +1007,7 @@ impl<T: ShmSafe> Array<T> {
         self.raw.set(i, v)
     }
     /// A copy of every element, under the lock.
+    #[track_caller]
     pub fn to_vec(&self) -> Vec<T> {
         let _g = self.lock.lock();
         self.raw.to_vec()
@@ -541,10 +1020,24 @@ impl<T: ShmSafe> Array<T> {
     pub fn get_obj(&self) -> &RawArray<T> {
         &self.raw
     }
-    /// Takes the lock and returns a guard that derefs to the elements.
+    /// Takes the lock and returns a guard that derefs to the elements. Panics
+    /// ("already borrowed") if a guard of the same array is alive on this thread.
+    #[track_caller]
     pub fn lock(&self) -> ArrayGuard<'_, T> {
         let guard = self.lock.lock();
+        let entered = self.raw.enter("lock");
+        if T::__CHECKED {
+            let p = self.raw.block.as_ptr().cast::<T>();
+            for i in 0..self.raw.len {
+                // SAFETY: we hold the lock and the borrow cell; element i < len lies in
+                // the block (checked at creation/receipt), aligned.
+                if !unsafe { T::__repair(p.add(i)) } {
+                    invalid_bits_panic::<T>()
+                }
+            }
+        }
         ArrayGuard {
+            _entered: entered,
             _guard: guard,
             raw: &self.raw,
         }
@@ -553,6 +1046,7 @@ impl<T: ShmSafe> Array<T> {
 
 impl Array<u8> {
     /// The bytes up to the first NUL, under the lock (Python: `.value`).
+    #[track_caller]
     pub fn value(&self) -> Vec<u8> {
         let _g = self.lock.lock();
         self.raw.value()
@@ -563,6 +1057,7 @@ impl Array<u8> {
         self.raw.set_value(bytes)
     }
     /// Every byte (Python: `.raw`).
+    #[track_caller]
     pub fn raw(&self) -> Vec<u8> {
         self.to_vec()
     }
@@ -575,7 +1070,14 @@ impl Array<u8> {
 
 impl<T: ShmSafe + fmt::Debug> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<SynchronizedArray wrapper for {:?}>", self.to_vec())
+        let _g = self.lock.lock();
+        match self.raw.cell.enter() {
+            Ok(_e) => {
+                let v: Vec<T> = (0..self.raw.len).map(|i| self.raw.read(i)).collect();
+                write!(f, "<SynchronizedArray wrapper for {v:?}>")
+            }
+            Err(Reentered) => f.write_str("<SynchronizedArray wrapper for <borrowed>>"),
+        }
     }
 }
 
@@ -592,8 +1094,11 @@ impl<'de, T: ShmSafe> Deserialize<'de> for Array<T> {
     }
 }
 
-/// The lock of an [`Array`], held; derefs to the elements.
+/// The lock of an [`Array`], held; derefs to the elements. While it lives, the
+/// array's other accessors on this thread refuse (see [`Array`]).
 pub struct ArrayGuard<'a, T: ShmSafe> {
+    // dropped first: the borrow ends before the lock is released
+    _entered: Entered<'a>,
     _guard: Guard<'a, AnyLock>,
     raw: &'a RawArray<T>,
 }
@@ -601,15 +1106,17 @@ pub struct ArrayGuard<'a, T: ShmSafe> {
 impl<T: ShmSafe> Deref for ArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: the array's lock is held for the guard's lifetime.
-        unsafe { self.raw.as_mut() }
+        // SAFETY: the lock and the borrow cell are held for the guard's lifetime (no
+        // other reference to the elements exists in this process); the elements were
+        // made valid when the guard was taken; len Ts fit the aligned block.
+        unsafe { std::slice::from_raw_parts(self.raw.block.as_ptr().cast::<T>(), self.raw.len) }
     }
 }
 
 impl<T: ShmSafe> DerefMut for ArrayGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut [T] {
-        // SAFETY: the array's lock is held for the guard's lifetime.
-        unsafe { self.raw.as_mut() }
+        // SAFETY: as in `deref`; `&mut self` makes this the guard's only reference.
+        unsafe { self.raw.block.slice_mut(self.raw.len) }
     }
 }
 
@@ -639,7 +1146,9 @@ impl<T: ShmSafe> Synchronize for RawArray<T> {
 }
 
 /// Wraps a raw shared value or array with a lock (a new `RLock` when `None`); the
-/// memory is shared, not copied (Python: `sharedctypes.synchronized`).
+/// memory is shared, not copied (Python: `sharedctypes.synchronized`). Wrapping the
+/// same raw object twice gives two locks over one memory: within a process their
+/// guards still exclude each other (the second waits for the first).
 ///
 /// ```
 /// let raw = mp::RawValue::new(1u8)?;
@@ -680,9 +1189,10 @@ impl<T: ShmSafe> ShmCopy for RawArray<T> {
     type Output = RawArray<T>;
     fn shm_copy(&self) -> Result<RawArray<T>> {
         let a = RawArray::new(self.len)?;
+        let _e = self.try_enter("copy")?;
         for i in 0..self.len {
-            // SAFETY: both in bounds; plain old data.
-            unsafe { a.block.write(i, self.block.read::<T>(i)) };
+            // SAFETY: in bounds of both; plain old data; `a` is new.
+            unsafe { a.block.write(i, self.read(i)) };
         }
         Ok(a)
     }
@@ -796,4 +1306,55 @@ impl<T: Copy> ArrayInit<T> for &Vec<T> {
 #[doc(hidden)]
 pub mod root_exports {
     pub use super::{copy, synchronized, Array, ArrayInit, RawArray, RawValue, ShmSafe, Value};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_fork_never_copies_a_held_registry_lock() {
+        let v = RawValue::new(1u32).unwrap(); // registers the fork handlers
+        let block = Block::new(8).unwrap();
+        let (inside, rx) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            with_cells(|_| {
+                inside.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            })
+        });
+        rx.recv().unwrap(); // the holder is inside the registry: fork now
+                            // SAFETY: the child only takes the registry (malloc is fork-safe in glibc) and
+                            // leaves with _exit, running nothing else of the parent's.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let c = cell_for(&block);
+            drop(c);
+            // SAFETY: ends the forked child at once.
+            unsafe { libc::_exit(0) };
+        }
+        assert!(pid > 0, "fork failed");
+        holder.join().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            // SAFETY: waits for our own child; `status` is a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break;
+            }
+            if Instant::now() > deadline {
+                // SAFETY: kills and reaps the child we forked.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                panic!("the forked child hung on a registry lock held at the fork");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        assert_eq!(v.get(), 1);
+    }
 }

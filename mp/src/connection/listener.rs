@@ -3,14 +3,22 @@
 
 use super::{answer_challenge, deliver_challenge, lock, Connection};
 use crate::error::{Error, Result};
+use crate::reduction;
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// How long an accepted client has to complete the authentication handshake unless
+/// [`Listener::set_handshake_timeout`] says otherwise.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a [`Listener`] listens (Python's address tuple `(host, port)` or a path).
 ///
@@ -163,6 +171,21 @@ impl AsFd for Sock {
 /// wrong key makes that `accept` fail with [`Error::Authentication`] and the listener
 /// keeps serving. A Python `Client` with the same key can connect.
 ///
+/// # Handshake deadline
+/// Beyond CPython (whose `accept` waits for the handshake for ever, so one client
+/// that connects and says nothing stops the server): a client has
+/// [`handshake_timeout`](Self::handshake_timeout) to complete the handshake, by
+/// default [`DEFAULT_HANDSHAKE_TIMEOUT`] (5 s). A client that does not (silent,
+/// too slow, or gone before it finished) is dropped, logged at debug level, and the
+/// same `accept` call goes on to the next connection: it never returns an error for
+/// a client that never completed its part. Handshakes run concurrently, each on its
+/// own thread (at most 16 at a time; while 16 are running, new clients wait in the
+/// backlog), so silent clients delay a good one by nothing until they are more than
+/// 16, and then by about one deadline per 16 of them. A handshake that finished while
+/// no `accept` was running is returned by the next `accept`, and makes
+/// [`wait`](super::wait) report the listener ready. `set_handshake_timeout(None)`
+/// restores CPython's behaviour: one handshake at a time, run to the end, unbounded.
+///
 /// ```
 /// use mp::{Client, Listener};
 /// let listener = Listener::bind(None, 1, Some(b"secret password"))?;
@@ -182,7 +205,14 @@ pub struct Listener {
     sock: Mutex<Option<Arc<Sock>>>,
     address: Address,
     authkey: Option<Vec<u8>>,
+    handshake_timeout: Mutex<Option<Duration>>,
     last_accepted: Mutex<Option<Address>>,
+    /// Handshakes running on their own threads.
+    hs: Arc<Handshakes>,
+    /// An epoll set of the listening socket and `hs.event`: what [`wait`](super::wait)
+    /// polls, readable while a client is waiting to be accepted or a finished
+    /// handshake waits to be returned.
+    ready: OwnedFd,
     /// Removed on close: the socket path we bound, and the private directory of an
     /// address we chose.
     cleanup: Mutex<Option<(Option<PathBuf>, Option<tempfile::TempDir>)>>,
@@ -248,11 +278,32 @@ impl Listener {
         };
         // std binds with its own backlog; listen() again applies the caller's.
         rustix::net::listen(sock.as_fd(), backlog)?;
+        use rustix::event::{epoll, eventfd, EventfdFlags};
+        let event = eventfd(
+            0,
+            EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK | EventfdFlags::SEMAPHORE,
+        )?;
+        let ready = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        for (i, fd) in [sock.as_fd(), event.as_fd()].into_iter().enumerate() {
+            epoll::add(
+                &ready,
+                fd,
+                epoll::EventData::new_u64(i as u64),
+                epoll::EventFlags::IN,
+            )?;
+        }
         Ok(Listener {
             sock: Mutex::new(Some(Arc::new(sock))),
             address,
             authkey: authkey.map(<[u8]>::to_vec),
+            handshake_timeout: Mutex::new(Some(DEFAULT_HANDSHAKE_TIMEOUT)),
             last_accepted: Mutex::new(None),
+            hs: Arc::new(Handshakes {
+                done: Mutex::new(VecDeque::new()),
+                in_flight: AtomicUsize::new(0),
+                event,
+            }),
+            ready,
             cleanup: Mutex::new(Some(cleanup)),
         })
     }
@@ -264,11 +315,55 @@ impl Listener {
     }
 
     /// `accept()`: waits for a client and returns its connection, authenticated when the
-    /// listener has an authkey (a failed handshake is [`Error::Authentication`]; the
-    /// listener stays usable).
+    /// listener has an authkey (a wrong key or a garbled answer is
+    /// [`Error::Authentication`]; the listener stays usable). A client that does not
+    /// complete the handshake within the [deadline](Self#handshake-deadline) is dropped
+    /// and the call waits for the next one.
     pub fn accept(&self) -> Result<Connection> {
+        let limit = *lock(&self.handshake_timeout);
+        let (Some(key), Some(limit)) = (&self.authkey, limit) else {
+            return self.accept_inline();
+        };
+        loop {
+            if let Some((r, peer)) = self.hs.pop() {
+                *lock(&self.last_accepted) = Some(peer);
+                return r;
+            }
+            let sock = self.sock()?;
+            let full = self.hs.in_flight.load(Ordering::Acquire) >= MAX_HANDSHAKES;
+            let (lfd, efd) = (sock.as_fd().as_raw_fd(), self.hs.event.as_raw_fd());
+            let client_waiting = if full {
+                // no new handshake until one ends: re-check the count now and then
+                reduction::poll_fds(&[efd], Some(Duration::from_millis(50)))?;
+                false
+            } else {
+                reduction::poll_fds(&[lfd, efd], None)?.contains(&0)
+            };
+            if client_waiting {
+                let (conn, peer, watch) = self.accept_raw()?;
+                self.hs
+                    .start(conn, peer, watch, key.clone(), limit, &self.address)?;
+            }
+        }
+    }
+
+    /// `accept` with the handshake (if any) run here, to the end: without an authkey,
+    /// or without a deadline (CPython's behaviour).
+    fn accept_inline(&self) -> Result<Connection> {
+        let (conn, peer, _watch) = self.accept_raw()?;
+        *lock(&self.last_accepted) = Some(peer);
+        if let Some(key) = &self.authkey {
+            deliver_challenge(&conn, key)?;
+            answer_challenge(&conn, key)?;
+        }
+        Ok(conn)
+    }
+
+    /// Accepts one connection; also returns a duplicate of its socket, for the
+    /// handshake deadline to shut down.
+    fn accept_raw(&self) -> Result<(Connection, Address, OwnedFd)> {
         let sock = self.sock()?;
-        let (conn, peer) = match &*sock {
+        Ok(match &*sock {
             Sock::Unix(l) => {
                 let (s, addr) = l.accept()?;
                 let peer = Address::Unix(
@@ -276,21 +371,35 @@ impl Listener {
                         .map(Path::to_path_buf)
                         .unwrap_or_default(),
                 );
-                (Connection::from_unix_stream(s), peer)
+                let watch = OwnedFd::from(s.try_clone()?);
+                (Connection::from_unix_stream(s), peer, watch)
             }
             Sock::Tcp(l) => {
                 let (s, addr) = l.accept()?;
                 let _ = s.set_nodelay(true);
-                (Connection::from_tcp_stream(s), Address::from(addr))
+                let watch = OwnedFd::from(s.try_clone()?);
+                (Connection::from_tcp_stream(s), Address::from(addr), watch)
             }
-        };
-        drop(sock);
-        *lock(&self.last_accepted) = Some(peer);
-        if let Some(key) = &self.authkey {
-            deliver_challenge(&conn, key)?;
-            answer_challenge(&conn, key)?;
-        }
-        Ok(conn)
+        })
+    }
+
+    /// The deadline a client has to complete the authentication handshake (`None`: no
+    /// deadline, as in CPython). See [Handshake deadline](Self#handshake-deadline).
+    pub fn handshake_timeout(&self) -> Option<Duration> {
+        *lock(&self.handshake_timeout)
+    }
+
+    /// Sets the handshake deadline for later `accept` calls (`None`: wait for ever, as
+    /// CPython does). Default: [`DEFAULT_HANDSHAKE_TIMEOUT`].
+    pub fn set_handshake_timeout(&self, timeout: Option<Duration>) {
+        *lock(&self.handshake_timeout) = timeout;
+    }
+
+    /// Builder form of [`set_handshake_timeout`](Self::set_handshake_timeout):
+    /// `Listener::bind(..)?.with_handshake_timeout(Some(d))`.
+    pub fn with_handshake_timeout(self, timeout: Option<Duration>) -> Self {
+        self.set_handshake_timeout(timeout);
+        self
     }
 
     /// `address`: where clients connect (the real port when bound to port 0).
@@ -330,12 +439,151 @@ impl Listener {
     pub fn fileno(&self) -> Result<RawFd> {
         Ok(self.sock()?.as_fd().as_raw_fd())
     }
+
+    /// What [`wait`](super::wait) polls: readable while a client waits to be accepted
+    /// or a finished handshake waits to be returned (an error once closed).
+    pub(super) fn ready_fd(&self) -> Result<RawFd> {
+        self.sock()?;
+        Ok(self.ready.as_raw_fd())
+    }
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.close();
     }
+}
+
+/// At most this many handshakes run at once (see [`Listener`]'s Handshake deadline).
+const MAX_HANDSHAKES: usize = 16;
+
+/// The handshakes of a [`Listener`] that run on their own threads.
+struct Handshakes {
+    /// Finished handshakes `accept` has not returned yet: the connection, or the error
+    /// of a client that answered wrongly, with its peer address.
+    done: Mutex<VecDeque<(Result<Connection>, Address)>>,
+    /// Handshake threads running.
+    in_flight: AtomicUsize,
+    /// A semaphore eventfd counting `done`: readable while `done` is not empty.
+    event: OwnedFd,
+}
+
+impl Handshakes {
+    // `done` and the eventfd's count change together, under the lock: readable ⇔
+    // something to pop (else a stale count would make accept's poll spin).
+    fn pop(&self) -> Option<(Result<Connection>, Address)> {
+        let mut done = lock(&self.done);
+        let r = done.pop_front()?;
+        let mut b = [0u8; 8];
+        let _ = rustix::io::read(&self.event, &mut b);
+        Some(r)
+    }
+
+    fn push(&self, r: Result<Connection>, peer: Address) {
+        let mut done = lock(&self.done);
+        done.push_back((r, peer));
+        let _ = rustix::io::write(&self.event, &1u64.to_ne_bytes());
+    }
+
+    /// Runs the server's half of the handshake with `conn` on a new thread, within
+    /// `limit`; the outcome goes to `done` (a client that timed out or hung up is
+    /// dropped instead).
+    fn start(
+        self: &Arc<Self>,
+        conn: Connection,
+        peer: Address,
+        watch: OwnedFd,
+        key: Vec<u8>,
+        limit: Duration,
+        address: &Address,
+    ) -> Result<()> {
+        let hs = self.clone();
+        let address = address.clone();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name("mp-handshake".into())
+            .spawn(move || {
+                let r = with_deadline(&watch, Some(limit), || {
+                    deliver_challenge(&conn, &key)?;
+                    answer_challenge(&conn, &key)
+                });
+                match r {
+                    Ok((Ok(()), _)) => hs.push(Ok(conn), peer),
+                    Ok((Err(e), timed_out)) if timed_out || hung_up(&e) => {
+                        log::debug!(
+                            "Listener {address}: dropped a client that did not complete \
+                             the handshake ({}): {e}",
+                            if timed_out {
+                                "deadline passed"
+                            } else {
+                                "it hung up"
+                            }
+                        );
+                    }
+                    Ok((Err(e), _)) | Err(e) => hs.push(Err(e), peer),
+                }
+                hs.in_flight.fetch_sub(1, Ordering::AcqRel);
+            });
+        if let Err(e) = spawned {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `e` says the peer went away (closed or reset its end).
+fn hung_up(e: &Error) -> bool {
+    use std::io::ErrorKind::*;
+    match e {
+        Error::Eof => true,
+        Error::Io(io) => matches!(
+            io.kind(),
+            BrokenPipe | ConnectionReset | ConnectionAborted | UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
+/// Runs `f` (a handshake on the socket `watch` duplicates); if it has not finished
+/// after `limit`, a watchdog thread shuts the socket down, which makes `f`'s reads and
+/// writes fail at once. Returns `f`'s result and whether the deadline passed.
+fn with_deadline<R>(
+    watch: &OwnedFd,
+    limit: Option<Duration>,
+    f: impl FnOnce() -> Result<R>,
+) -> Result<(Result<R>, bool)> {
+    let Some(limit) = limit else {
+        return Ok((f(), false));
+    };
+    #[derive(PartialEq)]
+    enum Phase {
+        Running,
+        Done,
+        TimedOut,
+    }
+    let phase = (Mutex::new(Phase::Running), Condvar::new());
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("mp-handshake-deadline".into())
+            .spawn_scoped(s, || {
+                let g = lock(&phase.0);
+                let (mut g, _) = phase
+                    .1
+                    .wait_timeout_while(g, limit, |p| *p == Phase::Running)
+                    .unwrap_or_else(|e| e.into_inner());
+                if *g == Phase::Running {
+                    *g = Phase::TimedOut;
+                    let _ = rustix::net::shutdown(watch, rustix::net::Shutdown::Both);
+                }
+            })?;
+        let r = f();
+        let mut g = lock(&phase.0);
+        let timed_out = *g == Phase::TimedOut;
+        *g = Phase::Done;
+        phase.1.notify_all();
+        Ok((r, timed_out))
+    })
 }
 
 /// Linux's abstract socket namespace: a Unix address whose first byte is NUL (Python's

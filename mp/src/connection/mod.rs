@@ -64,7 +64,7 @@ mod listener;
 mod wait;
 
 pub use auth::{answer_challenge, deliver_challenge};
-pub use listener::{client, Address, Client, IntoAddress, Listener};
+pub use listener::{client, Address, Client, IntoAddress, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use wait::{wait, Sentinel, Waitable};
 
 use crate::error::{Error, Result};

@@ -38,8 +38,10 @@ impl Waitable for Connection {
 }
 
 impl Waitable for Listener {
+    /// Ready when a client waits to be accepted, or a handshake that finished on its
+    /// own thread waits to be returned by `accept`.
     fn wait_fd(&self) -> Result<RawFd> {
-        self.fileno()
+        self.ready_fd()
     }
 }
 

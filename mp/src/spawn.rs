@@ -282,6 +282,12 @@ pub(crate) fn ensure_panic_hook() {
     HOOK.call_once(|| {
         let default = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            if QUIET.with(std::cell::Cell::get) {
+                // a pool task: its panic travels back in its result, nothing is printed
+                let bt = std::backtrace::Backtrace::capture();
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt.to_string());
+                return;
+            }
             // only the thread running a task reports as the process
             if let Some(name) = TASK_NAME.with(|n| n.borrow().clone()) {
                 let bt = std::backtrace::Backtrace::capture();
@@ -293,7 +299,25 @@ pub(crate) fn ensure_panic_hook() {
     });
 }
 
+/// Runs `f` with this thread's panics recorded, not printed: a pool task's panic reaches
+/// the parent as [`Error::TaskPanicked`] with its message and backtrace, as CPython's pool
+/// reports a task's exception only through its result. `Err((message, backtrace))` if
+/// `f` panicked.
+pub(crate) fn catch_quietly<R>(f: impl FnOnce() -> R) -> std::result::Result<R, (String, String)> {
+    ensure_panic_hook();
+    let was = QUIET.with(|q| q.replace(true));
+    let r = panic::catch_unwind(panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    r.map_err(|p| {
+        (
+            panic_message(&*p),
+            LAST_BACKTRACE.with(|b| std::mem::take(&mut *b.borrow_mut())),
+        )
+    })
+}
+
 thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     static LAST_BACKTRACE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     static TASK_NAME: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
 }

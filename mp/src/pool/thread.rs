@@ -112,11 +112,15 @@ impl std::fmt::Debug for ThreadPool {
     }
 }
 
+/// Runs one task; a panic becomes its error and is not printed (CPython's pool reports
+/// a task's exception only through its result).
 fn run_item<F: ThreadTask<Args>, Args>(f: &F, args: Args) -> Result<F::Output> {
-    panic::catch_unwind(AssertUnwindSafe(|| f.call(args))).map_err(|p| Error::TaskPanicked {
-        task: std::any::type_name::<F>().to_string(),
-        message: panic_message(&*p),
-        backtrace: String::new(),
+    crate::spawn::catch_quietly(|| f.call(args)).map_err(|(message, backtrace)| {
+        Error::TaskPanicked {
+            task: std::any::type_name::<F>().to_string(),
+            message,
+            backtrace,
+        }
     })
 }
 

@@ -46,8 +46,8 @@ pub(crate) enum ToWorker {
 #[doc(hidden)]
 #[derive(Serialize, Deserialize, Debug)]
 pub enum ItemError {
-    /// The task panicked with this message.
-    Panicked { message: String },
+    /// The task panicked with this message (and this backtrace, when captured).
+    Panicked { message: String, backtrace: String },
     /// An [`Error`] of this variant name, with its message.
     Failed { kind: String, message: String },
 }
@@ -82,10 +82,10 @@ impl ItemError {
     /// Back to an [`Error`] in the parent (`task` names the task for a panic).
     pub(crate) fn into_error(self, task: &str) -> Error {
         match self {
-            ItemError::Panicked { message } => Error::TaskPanicked {
+            ItemError::Panicked { message, backtrace } => Error::TaskPanicked {
                 task: task.to_string(),
                 message,
-                backtrace: String::new(),
+                backtrace,
             },
             ItemError::Failed { kind, message } => match kind.as_str() {
                 "NotRegistered" => Error::NotRegistered { name: message },
@@ -120,9 +120,8 @@ pub fn run_items<A, R>(
     items
         .into_iter()
         .map(|a| {
-            panic::catch_unwind(AssertUnwindSafe(|| f(a))).map_err(|p| ItemError::Panicked {
-                message: panic_message(&*p),
-            })
+            crate::spawn::catch_quietly(|| f(a))
+                .map_err(|(message, backtrace)| ItemError::Panicked { message, backtrace })
         })
         .collect()
 }
@@ -221,6 +220,7 @@ fn call(task: &str, args: &[u8], fds: Vec<OwnedFd>) -> std::result::Result<(), I
         Ok(Err(e)) => Err(ItemError::failed(e)),
         Err(p) => Err(ItemError::Panicked {
             message: panic_message(&*p),
+            backtrace: String::new(),
         }),
     }
 }
@@ -228,13 +228,12 @@ fn call(task: &str, args: &[u8], fds: Vec<OwnedFd>) -> std::result::Result<(), I
 fn run_chunk(t: TaskMsg) -> std::result::Result<ByteBuf, ItemError> {
     let entry = crate::spawn::task_by_name(&t.task).map_err(ItemError::failed)?;
     let fds = t.fds.into_iter().map(SharedFd::into_owned).collect();
-    // a panic outside any item (decoding a handle, say) fails the chunk, not the worker
-    match panic::catch_unwind(AssertUnwindSafe(|| (entry.call_chunk)(&t.data, fds))) {
+    // a panic outside any item (decoding a handle, say) fails the chunk, not the worker;
+    // like the items' own panics it is reported through the results, not printed
+    match crate::spawn::catch_quietly(|| (entry.call_chunk)(&t.data, fds)) {
         Ok(Ok(bytes)) => Ok(ByteBuf::from(bytes)),
         Ok(Err(e)) => Err(ItemError::failed(e)),
-        Err(p) => Err(ItemError::Panicked {
-            message: panic_message(&*p),
-        }),
+        Err((message, backtrace)) => Err(ItemError::Panicked { message, backtrace }),
     }
 }
 
@@ -246,7 +245,7 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
         let fds = init.fds.into_iter().map(SharedFd::into_owned).collect();
         let message = match call(&init.task, &init.args, fds) {
             Ok(()) => None,
-            Err(ItemError::Panicked { message }) => Some(message),
+            Err(ItemError::Panicked { message, .. }) => Some(message),
             Err(ItemError::Failed { kind, message }) => Some(format!("{kind}: {message}")),
         };
         if let Some(message) = message {

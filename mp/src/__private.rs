@@ -4,7 +4,7 @@
 pub use linkme;
 pub use serde;
 
-pub use crate::pool::worker::{not_a_pool_task, run_items, ItemError};
+pub use crate::pool::worker::{not_a_pool_task, run_items, ChunkResults, ItemError};
 pub use crate::spawn::{
     bootstrap_main, run_entry, run_main, task_entry, TaskEntry, MAIN_BOOTSTRAP, TASKS,
 };
@@ -52,7 +52,7 @@ pub trait ViaCodec<T> {
     fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>>;
     /// A pool chunk's results, encoded at once; a result that cannot be encoded fails
     /// only its own item (CPython's `MaybeEncodingError`).
-    fn encode_items(&self, items: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>>;
+    fn encode_items(&self, out: &ChunkResults<T>) -> crate::Result<Vec<u8>>;
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> ViaCodec<T> for Probe<T> {
@@ -65,8 +65,8 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> ViaCodec<T> for Probe<T>
     fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>> {
         crate::codec::decode_with_fds(bytes, fds)
     }
-    fn encode_items(&self, items: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>> {
-        crate::pool::worker::encode_items(items)
+    fn encode_items(&self, out: &ChunkResults<T>) -> crate::Result<Vec<u8>> {
+        crate::pool::worker::encode_items(out)
     }
 }
 
@@ -74,7 +74,7 @@ pub trait NoCodec<T> {
     fn decode_args(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<T>;
     fn encode_result(&self, value: &T) -> crate::Result<Vec<u8>>;
     fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>>;
-    fn encode_items(&self, items: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>>;
+    fn encode_items(&self, out: &ChunkResults<T>) -> crate::Result<Vec<u8>>;
 }
 
 impl<T> NoCodec<T> for &Probe<T> {
@@ -93,7 +93,7 @@ impl<T> NoCodec<T> for &Probe<T> {
             format!("{} cannot be decoded", std::any::type_name::<T>()).into(),
         ))
     }
-    fn encode_items(&self, _: &[Result<T, ItemError>]) -> crate::Result<Vec<u8>> {
+    fn encode_items(&self, _: &ChunkResults<T>) -> crate::Result<Vec<u8>> {
         Err(crate::Error::Codec(
             format!("{} cannot be encoded", std::any::type_name::<T>()).into(),
         ))

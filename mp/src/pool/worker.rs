@@ -113,89 +113,64 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 /// Runs `f` on every item of a chunk, a panic failing only its own item (what
 /// `#[mp::task]`'s chunk trampoline calls).
 #[doc(hidden)]
-pub fn run_items<A, R>(
-    items: Vec<A>,
-    f: impl Fn(A) -> R,
-) -> Vec<std::result::Result<R, ItemError>> {
-    items
-        .into_iter()
-        .map(|a| {
-            crate::spawn::catch_quietly(|| f(a))
-                .map_err(|(message, backtrace)| ItemError::Panicked { message, backtrace })
-        })
-        .collect()
-}
-
-/// A chunk's results on the wire: the successful values in item order, then the failed
-/// items by index. A chunk without failures decodes as a plain `Vec<R>`, with no
-/// per-item tag.
-pub(crate) type ChunkResults<R> = (Vec<R>, Vec<(u32, ItemError)>);
-
-/// Serializes the successful values of `items` (less those listed in `skip`) as a
-/// sequence, without collecting them first.
-struct OkSeq<'a, R> {
-    items: &'a [std::result::Result<R, ItemError>],
-    skip: &'a [u32],
-}
-
-impl<R: Serialize> Serialize for OkSeq<'_, R> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let keep = |i: usize, r: &std::result::Result<R, ItemError>| {
-            r.is_ok() && self.skip.binary_search(&(i as u32)).is_err()
-        };
-        let n = self
-            .items
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| keep(*i, r))
-            .count();
-        let mut seq = s.serialize_seq(Some(n))?;
-        for (i, r) in self.items.iter().enumerate() {
-            if let (true, Ok(v)) = (keep(i, r), r) {
-                seq.serialize_element(v)?;
+pub fn run_items<A, R>(items: Vec<A>, f: impl Fn(A) -> R) -> ChunkResults<R> {
+    let mut values = Vec::with_capacity(items.len());
+    let mut errors = Vec::new();
+    for (i, a) in items.into_iter().enumerate() {
+        match crate::spawn::catch_quietly(|| f(a)) {
+            Ok(v) => values.push(v),
+            Err((message, backtrace)) => {
+                errors.push((i as u32, ItemError::Panicked { message, backtrace }))
             }
         }
-        seq.end()
     }
+    (values, errors)
 }
 
-/// Encodes a chunk's results in one go (as [`ChunkResults`]); when that fails (a result
-/// whose `Serialize` errs), each unencodable result becomes its item's error, so the
-/// others still arrive (CPython's `MaybeEncodingError` fails only that item).
-pub(crate) fn encode_items<R: Serialize>(
-    items: &[std::result::Result<R, ItemError>],
-) -> Result<Vec<u8>> {
-    encode_skipping(items, &[]).or_else(|_| {
-        let bad: Vec<(u32, ItemError)> = items
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| {
-                let e = crate::codec::encode(r.as_ref().ok()?).err()?;
-                let msg = format!("the task's result could not be encoded: {e}");
-                Some((i as u32, ItemError::failed(Error::Codec(msg.into()))))
-            })
-            .collect();
-        encode_skipping(items, &bad)
-    })
-}
+/// A chunk's results, as they travel: the successful values in item order, then the
+/// failed items by index (increasing). A chunk without failures is a plain `Vec<R>` on
+/// the wire, with no per-item tag.
+pub type ChunkResults<R> = (Vec<R>, Vec<(u32, ItemError)>);
 
-/// [`encode_items`] with the items of `bad` (sorted by index) failed by their error.
-fn encode_skipping<R: Serialize>(
-    items: &[std::result::Result<R, ItemError>],
-    bad: &[(u32, ItemError)],
-) -> Result<Vec<u8>> {
-    let skip: Vec<u32> = bad.iter().map(|(i, _)| *i).collect();
-    let mut errors: Vec<(u32, &ItemError)> = items
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.as_ref().err().map(|e| (i as u32, e)))
-        .chain(bad.iter().map(|(i, e)| (*i, e)))
-        .collect();
-    errors.sort_by_key(|(i, _)| *i);
-    let mut out = Vec::with_capacity(capacity_for::<R>(items.len()));
-    crate::codec::encode_into(&(OkSeq { items, skip: &skip }, errors), &mut out)?;
-    Ok(out)
+/// Encodes a chunk's results in one go; when that fails (a result whose `Serialize`
+/// errs), each unencodable result becomes its item's error, so the others still arrive
+/// (CPython's `MaybeEncodingError` fails only that item).
+pub(crate) fn encode_items<R: Serialize>(out: &ChunkResults<R>) -> Result<Vec<u8>> {
+    let (values, errors) = out;
+    let mut buf = Vec::with_capacity(capacity_for::<R>(values.len()));
+    if crate::codec::encode_into(out, &mut buf).is_ok() {
+        return Ok(buf);
+    }
+    // item index of each value: the indices the errors leave free, in order
+    let mut failed = errors.iter().map(|(i, _)| *i).peekable();
+    let mut next = 0u32;
+    let mut index_of_value = Vec::with_capacity(values.len());
+    for _ in values {
+        while failed.next_if(|&i| i == next).is_some() {
+            next += 1;
+        }
+        index_of_value.push(next);
+        next += 1;
+    }
+    let mut kept: Vec<&R> = Vec::with_capacity(values.len());
+    let mut all_errors: Vec<(u32, &ItemError)> = errors.iter().map(|(i, e)| (*i, e)).collect();
+    let mut unencodable = Vec::new();
+    for (v, &i) in values.iter().zip(&index_of_value) {
+        match crate::codec::encode(v) {
+            Ok(_) => kept.push(v),
+            Err(e) => unencodable.push((
+                i,
+                ItemError::failed(Error::Codec(
+                    format!("the task's result could not be encoded: {e}").into(),
+                )),
+            )),
+        }
+    }
+    all_errors.extend(unencodable.iter().map(|(i, e)| (*i, e)));
+    all_errors.sort_by_key(|(i, _)| *i);
+    buf.clear();
+    crate::codec::encode_into(&(kept, all_errors), &mut buf)?;
+    Ok(buf)
 }
 
 /// A first guess at the encoded size of `n` values of `T` (postcard's varints make

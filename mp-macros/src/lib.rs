@@ -36,3 +36,15 @@ pub fn derive_shared(item: TokenStream) -> TokenStream {
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }
+
+/// See `mp::shared`.
+#[proc_macro_attribute]
+pub fn shared(_attr: TokenStream, item: TokenStream) -> TokenStream {
+    item
+}
+
+/// See `mp::Manager`.
+#[proc_macro_derive(Manager, attributes(register))]
+pub fn derive_manager(_item: TokenStream) -> TokenStream {
+    TokenStream::new()
+}

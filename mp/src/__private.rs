@@ -76,3 +76,20 @@ impl<T> NoCodec<T> for &Probe<T> {
         )))
     }
 }
+
+/// A `#[derive(mp::Manager)]` type's registry, found by name in the server process.
+pub struct ManagerEntry {
+    /// The manager type's path (`std::any::type_name`).
+    pub name: fn() -> &'static str,
+    /// Its registrations.
+    pub registry: fn() -> crate::managers::Registry,
+}
+
+#[linkme::distributed_slice]
+pub static MANAGERS: [ManagerEntry];
+
+pub use crate::managers::proxy::Encoding;
+pub use crate::managers::server::{CreateFn, Fail, Out, Referent};
+pub use crate::managers::{
+    shared_referent, BaseProxy, MakeReferent, ManagerHandle, Proxy, Shareable,
+};

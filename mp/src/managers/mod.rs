@@ -657,6 +657,11 @@ impl SyncManager {
 
 /// A type whose objects a manager can hold and call (implemented by `#[mp::shared]`
 /// on its impl block, which also generates `Self::Proxy`).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered with a manager",
+    label = "not a shared type",
+    note = "put `#[mp::shared]` on `{Self}`'s impl block, or give the registration a `proxytype = ..`"
+)]
 pub trait Shareable: Send + 'static {
     /// The full typed proxy (one method per exposed method).
     type Proxy: Proxy;

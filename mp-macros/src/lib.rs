@@ -1,12 +1,12 @@
 //! Procedural macros for `mp` (use them through `mp`: `#[mp::main]`, `#[mp::task]`,
 //! `#[derive(mp::Shared)]`, `#[mp::shared]`, `#[derive(mp::Manager)]`).
 //!
-//! Shape (after serde_derive and thiserror): [`internals`] holds what the macros share —
-//! the error accumulator ([`internals::Ctxt`]: every mistake is reported at once, at its
+//! Shape (after serde_derive and thiserror): `internals` holds what the macros share —
+//! the error accumulator (`internals::Ctxt`: every mistake is reported at once, at its
 //! span), the attribute model of `exposed(..)` / `method_to_typeid(..)` /
 //! `#[register(..)]`, and the owned-type check. Each macro parses into an IR that keeps
 //! the original syn nodes, validates it, then expands; an attribute macro that rejects
-//! its input still emits the item ([`fallback`]), so users see one error, not a cascade.
+//! its input still emits the item (`fallback`), so users see one error, not a cascade.
 
 use proc_macro::TokenStream;
 

@@ -1505,7 +1505,7 @@ impl<T: DeserializeOwned + 'static> Iterator for IteratorProxy<T> {
 // what a registered callable may return for the builtin proxy types
 
 /// Makes the server-side object a registered callable's result stands for, as seen
-/// through proxy type `Self` (the derive of [`Manager`](crate::Manager) calls it; a
+/// through proxy type `Self` (the derive of [`Manager`](macro@crate::Manager) calls it; a
 /// callable whose result does not fit the registration's proxy type is a compile
 /// error).
 #[diagnostic::on_unimplemented(

@@ -26,7 +26,37 @@
 //!
 //! Custom managers register their own types: `#[mp::shared]` on an impl block makes a
 //! type shareable and generates its typed proxy, `#[derive(mp::Manager)]` with
-//! `#[register(..)]` declares the manager (see [`macro@crate::Manager`]).
+//! `#[register(..)]` declares the manager (see [`macro@crate::shared`] and
+//! [`macro@crate::Manager`]). The docs' `MathsClass`:
+//!
+//! ```
+//! # mp::test_support!();
+//! #[derive(Default)]
+//! pub struct Maths;
+//!
+//! #[mp::shared]
+//! impl Maths {
+//!     pub fn add(&self, x: i64, y: i64) -> i64 { x + y }
+//!     pub fn mul(&self, x: i64, y: i64) -> i64 { x * y }
+//! }
+//!
+//! #[derive(mp::Manager)]
+//! #[register("Maths", Maths::default)]
+//! pub struct MyManager;
+//!
+//! # fn main() -> mp::Result<()> {
+//! let m = MyManager::start()?;
+//! let maths = m.maths()?;                 // a MathsProxy
+//! assert_eq!(maths.add(4, 3)?, 7);
+//! assert_eq!(maths.mul(7, 8)?, 56);
+//! assert!(matches!(maths.call_method::<i64>("div", (1, 2)), Err(mp::Error::NotExposed { .. })));
+//! # Ok(()) }
+//! ```
+//!
+//! A manager at an `Address::Inet` with an authkey serves other hosts: the server runs
+//! [`BaseManager::get_server`]`()?.serve_forever()` (or `start()`), clients declare the
+//! typeids with `proxytype = ..` only and [`connect`](BaseManager::connect); a wrong
+//! authkey is [`Error::Authentication`](crate::Error::Authentication).
 //!
 //! # Design
 //! - [`server`]: objects by id with reference counts, a thread per client connection,

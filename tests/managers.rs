@@ -228,6 +228,36 @@ fn refcounts_free_referents() {
     assert_eq!(m.number_of_objects().unwrap(), 0);
 }
 
+#[test]
+fn proxies_inside_dynamic_values_are_counted() {
+    let m = mp::Manager::new().unwrap();
+    {
+        let outer = m.list(Vec::<Value>::new()).unwrap();
+        let inner = m.dict::<String, i32>().unwrap();
+        inner.insert("a".into(), 1).unwrap();
+        outer
+            .append(mp::managers::to_value(&inner).unwrap())
+            .unwrap();
+        drop(inner);
+        assert_eq!(m.number_of_objects().unwrap(), 2);
+        // an item read back as a plain Value holds a reference while it lives
+        let item: Value = outer.get(0).unwrap();
+        assert!(matches!(item, Value::Proxy(_)));
+        assert_eq!(outer.to_string(), format!("[{}]", item.repr()));
+        drop(item);
+        let copies = outer.to_vec().unwrap();
+        drop(copies);
+        // and as a proxy: a reference of its own
+        let d: DictProxy<String, i32> = mp::managers::from_value(outer.get(0).unwrap()).unwrap();
+        assert_eq!(d.get_item(&"a".into()).unwrap(), 1);
+        outer.clear().unwrap();
+        assert_eq!(m.number_of_objects().unwrap(), 2);
+        drop(d);
+        assert_eq!(m.number_of_objects().unwrap(), 1);
+    }
+    assert_eq!(m.number_of_objects().unwrap(), 0);
+}
+
 #[mp::task]
 fn hold_and_drop(l: ListProxy<i32>) {
     l.append(2).unwrap();

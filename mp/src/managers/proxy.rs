@@ -295,7 +295,9 @@ impl BaseProxy {
     /// Calls a method of a builtin container with `Value` arguments.
     pub(crate) fn call_values(&self, method: &str, args: Vec<Value>) -> Result<Value> {
         let bytes = self.call_raw(method, codec::encode(&args)?)?;
-        codec::decode(&bytes)
+        let mut v: Value = codec::decode(&bytes)?;
+        super::server::adopt_reply(&mut v);
+        Ok(v)
     }
 
     /// Python's `proxy._callmethod(name, args)`: calls `name` on the referent with the
@@ -397,22 +399,35 @@ impl BaseProxy {
         d: D,
         encoding: Encoding,
     ) -> std::result::Result<Self, D::Error> {
+        // From the wire (postcard) the sender took a reference for us. From a `Value`
+        // (a container's item), the value's token keeps its own reference until it is
+        // dropped, so the proxy takes another.
+        let from_value = d.is_human_readable();
         let token = d.deserialize_newtype_struct(PROXY_MAGIC, TokenVisitor)?;
-        // the sender took a reference for us
+        let token = Token {
+            guard: None,
+            ..token
+        };
+        if from_value {
+            request(&token.address, &token.authkey, &Request::Incref(token.id)).map_err(|e| {
+                serde::de::Error::custom(format!("cannot take a reference for a proxy: {e}"))
+            })?;
+        }
         Ok(BaseProxy::adopt(token, encoding))
     }
 }
 
 impl<'de> Deserialize<'de> for BaseProxy {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        let token = d.deserialize_newtype_struct(PROXY_MAGIC, TokenVisitor)?;
         // builtin typeids talk in `Value`s
-        let encoding = if super::builtins::is_builtin(&token.typeid) {
-            Encoding::Dynamic
-        } else {
-            Encoding::Typed
-        };
-        Ok(BaseProxy::adopt(token, encoding))
+        BaseProxy::deserialize_as(d, Encoding::Dynamic).map(|mut p| {
+            if !super::builtins::is_builtin(&p.core.token.typeid) {
+                if let Some(core) = Arc::get_mut(&mut p.core) {
+                    core.encoding = Encoding::Typed;
+                }
+            }
+            p
+        })
     }
 }
 

@@ -160,18 +160,51 @@ pub(crate) struct State {
     listener: Listener,
 }
 
-/// The reference a token inside a container of its own server holds.
-pub(crate) struct Guard {
-    id: u64,
-    state: Weak<State>,
+/// The reference a token inside a [`Value`] holds: in a container of its own server,
+/// or in a value a client received (a `ListProxy<Value>` item that is a proxy).
+pub(crate) enum Guard {
+    /// Server side: given back to the table directly.
+    Server { id: u64, state: Weak<State> },
+    /// Client side: given back with a `Decref` request.
+    Client {
+        id: u64,
+        address: String,
+        authkey: Vec<u8>,
+    },
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some(s) = self.state.upgrade() {
-            s.decref(self.id);
+        match self {
+            Guard::Server { id, state } => {
+                if let Some(s) = state.upgrade() {
+                    s.decref(*id);
+                }
+            }
+            Guard::Client {
+                id,
+                address,
+                authkey,
+            } => {
+                // the server may be gone already: nothing to give back then
+                let _ = super::proxy::request(address, authkey, &Request::Decref(*id));
+            }
         }
     }
+}
+
+/// Client side, after decoding a reply: each token holds the reference the server
+/// took for it until it is dropped or becomes a proxy (which takes its own).
+pub(crate) fn adopt_reply(v: &mut Value) {
+    v.for_each_token(&mut |t| {
+        if t.guard.is_none() {
+            t.guard = Some(Arc::new(Guard::Client {
+                id: t.id,
+                address: t.address.clone(),
+                authkey: t.authkey.to_vec(),
+            }));
+        }
+    });
 }
 
 thread_local! {
@@ -202,7 +235,7 @@ pub(crate) fn import(v: &mut Value) {
     let Some(s) = current() else { return };
     v.for_each_token(&mut |t| {
         if t.guard.is_none() && t.address == s.address {
-            t.guard = Some(Arc::new(Guard {
+            t.guard = Some(Arc::new(Guard::Server {
                 id: t.id,
                 state: Arc::downgrade(&s),
             }));

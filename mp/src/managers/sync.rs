@@ -57,8 +57,11 @@ pub(crate) fn wait_until<'a, T>(
 }
 
 /// `timeout` in seconds as it travels (`None` = forever).
+/// A timeout a peer sent that is not a number of seconds (NaN, infinite, too large)
+/// means forever.
 pub(crate) fn deadline(timeout: Option<f64>) -> Option<Instant> {
-    timeout.map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)))
+    let d = Duration::try_from_secs_f64(timeout?.max(0.0)).ok()?;
+    Instant::now().checked_add(d)
 }
 
 pub(crate) fn secs(d: Option<Duration>) -> Value {

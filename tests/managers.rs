@@ -314,11 +314,46 @@ fn blocked_call_fails_on_shutdown() {
         let r = q2.get();
         (r, start.elapsed())
     });
-    // the getter is blocked in the server; shutting down must release it
+    // give the getter time to block in the server (nothing to wait on: it is blocked),
+    // then shutting down must release it within a bound
     std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
     m.shutdown().unwrap();
     let (r, _) = t.join().unwrap();
     assert!(r.is_err(), "{r:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
+    // the same with a server in a thread of this process
+    let m = SyncManager::new(None, None);
+    let server = m.get_server().unwrap();
+    let s2 = server.clone();
+    let st = std::thread::spawn(move || s2.serve_forever());
+    let c = SyncManager::new(server.address(), m.authkey());
+    c.connect().unwrap();
+    let q = c.queue::<i32>(0).unwrap();
+    let e = c.event().unwrap();
+    let t = std::thread::spawn(move || (q.get(), e.wait(None)));
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    server.shutdown();
+    let (r, w) = t.join().unwrap();
+    assert!(r.is_err(), "{r:?}");
+    assert!(w.is_err(), "{w:?}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    st.join().unwrap().unwrap();
+}
+
+#[test]
+fn drop_is_shutdown() {
+    let m = mp::Manager::new().unwrap();
+    let l = m.list(vec![1]).unwrap();
+    let ns = m.namespace().unwrap();
+    drop(m);
+    assert!(l.len().is_err());
+    assert!(ns.get::<i32>("x").is_err());
+    // dropping proxies of a stopped server is quiet
+    drop(l);
+    drop(ns);
 }
 
 #[test]

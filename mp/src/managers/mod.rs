@@ -75,6 +75,7 @@ mod builtins;
 pub mod proxy;
 pub mod server;
 mod sync;
+mod transport;
 pub mod value;
 
 pub use builtins::{
@@ -489,10 +490,10 @@ impl<M: ManagerType> BaseManager<M> {
         let addr = lock(&core.address)
             .clone()
             .ok_or_else(|| Error::invalid("connect() needs the server's address"))?;
-        // a connection of its own, so that a failed handshake is not cached
-        let conn = crate::connection::Client::connect(addr, Some(&core.authkey))?;
-        conn.send(&Request::Dummy)?;
-        match conn.recv::<proxy::Reply>()? {
+        // a channel of its own, so that a failed handshake is not cached
+        let mut chan = transport::connect(&addr, &core.authkey)?;
+        chan.send(&Request::Dummy)?;
+        match chan.recv::<proxy::Reply>()? {
             proxy::Reply::Ok(_) => {}
             proxy::Reply::Err {
                 kind,

@@ -12,14 +12,16 @@
 //! referent never goes away while a proxy to it is in flight; the last clone's drop
 //! gives the reference back.
 
+use super::transport::{self, Channel};
 use super::value::{self, Value, PROXY_MAGIC};
 use crate::codec::{self, ByteBuf};
-use crate::connection::{Address, Client, Connection};
+use crate::connection::Address;
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::RefCell;
 use std::fmt;
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// Identifies a shared object: its typeid, the server's address and its id there
@@ -137,44 +139,44 @@ pub(crate) fn remote_error(kind: String, message: String, traceback: String) -> 
 struct CachedConn {
     address: String,
     pid: u32,
-    conn: Connection,
+    chan: Rc<RefCell<Channel>>,
 }
 
 thread_local! {
     static CONNS: RefCell<Vec<CachedConn>> = const { RefCell::new(Vec::new()) };
 }
 
-fn connect(address: &str, authkey: &[u8]) -> Result<Connection> {
+fn connect(address: &str, authkey: &[u8]) -> Result<Channel> {
     let addr: Address = address.parse()?;
-    Client::connect(addr, Some(authkey))
+    transport::connect(&addr, authkey)
 }
 
-/// This thread's connection to `address` (made on first use).
-fn thread_conn(address: &str, authkey: &[u8]) -> Result<Connection> {
+/// This thread's channel to `address` (made on first use); `None` when thread-locals
+/// are being torn down.
+fn thread_conn(address: &str, authkey: &[u8]) -> Result<Option<Rc<RefCell<Channel>>>> {
     let pid = std::process::id();
     let found = CONNS.try_with(|c| {
         let mut c = c.borrow_mut();
-        // connections inherited through fork belong to the parent
+        // channels inherited through fork belong to the parent
         c.retain(|e| e.pid == pid);
         c.iter()
             .find(|e| e.address == address)
-            .map(|e| e.conn.clone())
+            .map(|e| e.chan.clone())
     });
     match found {
-        Ok(Some(conn)) => Ok(conn),
+        Ok(Some(chan)) => Ok(Some(chan)),
         Ok(None) => {
-            let conn = connect(address, authkey)?;
+            let chan = Rc::new(RefCell::new(connect(address, authkey)?));
             let _ = CONNS.try_with(|c| {
                 c.borrow_mut().push(CachedConn {
                     address: address.to_string(),
                     pid,
-                    conn: conn.clone(),
+                    chan: chan.clone(),
                 })
             });
-            Ok(conn)
+            Ok(Some(chan))
         }
-        // thread-locals are being torn down: a one-off connection
-        Err(_) => connect(address, authkey),
+        Err(_) => Ok(None),
     }
 }
 
@@ -187,11 +189,24 @@ pub(crate) fn drop_thread_conn(address: &str) {
     forget_conn(address);
 }
 
+fn round_trip(chan: &mut Channel, req: &Request) -> Result<Reply> {
+    chan.send(req)?;
+    chan.recv::<Reply>()
+}
+
 /// Sends `req` to the server at `address` on this thread's connection and returns the
 /// reply's payload.
 pub(crate) fn request(address: &str, authkey: &[u8], req: &Request) -> Result<Vec<u8>> {
-    let conn = thread_conn(address, authkey)?;
-    let reply = conn.send(req).and_then(|()| conn.recv::<Reply>());
+    let cached = thread_conn(address, authkey)?;
+    let reply = match &cached {
+        // a request made while this thread's channel is busy (a drop during a call)
+        // goes on a channel of its own
+        Some(chan) => match chan.try_borrow_mut() {
+            Ok(mut c) => round_trip(&mut c, req),
+            Err(_) => round_trip(&mut connect(address, authkey)?, req),
+        },
+        None => round_trip(&mut connect(address, authkey)?, req),
+    };
     match reply {
         Ok(Reply::Ok(b)) => Ok(b.into_vec()),
         Ok(Reply::Err {
@@ -200,8 +215,10 @@ pub(crate) fn request(address: &str, authkey: &[u8], req: &Request) -> Result<Ve
             traceback,
         }) => Err(remote_error(kind, message, traceback)),
         Err(e) => {
-            // the connection is in an unknown state: the next call connects afresh
-            forget_conn(address);
+            // the channel is in an unknown state: the next call connects afresh
+            if cached.is_some() {
+                forget_conn(address);
+            }
             Err(match e {
                 Error::Eof => Error::Remote {
                     kind: "ConnectionClosed".into(),

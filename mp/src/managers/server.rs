@@ -10,9 +10,10 @@
 //! that started it goes away (its notify connection reaches EOF).
 
 use super::proxy::{Reply, Request, Token, GETVALUE};
+use super::transport::{self, ManagerListener, Stream};
 use super::value::Value;
 use crate::codec::{self, ByteBuf};
-use crate::connection::{Address, Connection, Listener};
+use crate::connection::{Address, Connection};
 use crate::error::{Error, Result};
 use crate::reduction::SharedFd;
 use serde::{Deserialize, Serialize};
@@ -157,7 +158,10 @@ pub(crate) struct State {
     stopping: AtomicBool,
     address: String,
     authkey: Vec<u8>,
-    listener: Listener,
+    listener: ManagerListener,
+    /// A clone of each open client stream, to close them at shutdown.
+    clients: Mutex<HashMap<u64, Stream>>,
+    next_client: AtomicU64,
 }
 
 /// The reference a token inside a [`Value`] holds: in a container of its own server,
@@ -339,7 +343,11 @@ impl State {
 
     fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        let _ = self.listener.close();
+        self.listener.wake();
+        // wake the connection threads blocked reading: their clients see the end
+        for s in lock(&self.clients).values() {
+            s.shutdown();
+        }
     }
 
     fn handle(self: &Arc<Self>, req: Request) -> Reply {
@@ -430,15 +438,33 @@ impl State {
         }
     }
 
-    fn serve_client(self: Arc<Self>, conn: Connection) {
+    fn serve_client(self: Arc<Self>, stream: Stream) {
+        let mut chan = match transport::authenticate(stream, &self.authkey) {
+            Ok(c) => c,
+            Err(e) => {
+                log::info!("manager: a client failed to connect: {e}");
+                return;
+            }
+        };
+        let key = self.next_client.fetch_add(1, Ordering::Relaxed);
+        match chan.stream_clone() {
+            Ok(s) => {
+                lock(&self.clients).insert(key, s);
+            }
+            Err(_) => return,
+        }
+        if self.stopping.load(Ordering::Acquire) {
+            lock(&self.clients).remove(&key);
+            return;
+        }
         let _ = CURRENT.try_with(|c| *c.borrow_mut() = Some(self.clone()));
         loop {
-            let req = match conn.recv::<Request>() {
+            let req = match chan.recv::<Request>() {
                 Ok(r) => r,
                 Err(Error::Codec(m)) => {
-                    // the message was consumed whole: say so and go on
+                    // the frame was consumed whole: say so and go on
                     let r = fail_reply(Fail::new("Codec", m), String::new());
-                    if conn.send(&r).is_err() {
+                    if chan.send(&r).is_err() {
                         break;
                     }
                     continue;
@@ -447,7 +473,7 @@ impl State {
             };
             let shutdown = matches!(req, Request::Shutdown);
             let reply = self.handle(req);
-            let sent = conn.send(&reply);
+            let sent = chan.send(&reply);
             if shutdown {
                 self.stop();
             }
@@ -455,6 +481,7 @@ impl State {
                 break;
             }
         }
+        lock(&self.clients).remove(&key);
         let _ = CURRENT.try_with(|c| c.borrow_mut().take());
     }
 }
@@ -480,7 +507,7 @@ impl Server {
         address: Option<Address>,
         authkey: &[u8],
     ) -> Result<Server> {
-        let listener = Listener::bind(address, 64, Some(authkey))?;
+        let listener = ManagerListener::bind(address)?;
         let address = listener.address().to_string();
         Ok(Server {
             state: Arc::new(State {
@@ -491,6 +518,8 @@ impl Server {
                 address,
                 authkey: authkey.to_vec(),
                 listener,
+                clients: Mutex::new(HashMap::new()),
+                next_client: AtomicU64::new(0),
             }),
         })
     }
@@ -510,20 +539,18 @@ impl Server {
                 return Ok(());
             }
             match self.state.listener.accept() {
-                Ok(conn) => {
+                Ok(stream) => {
+                    // the handshake runs on the connection's own thread, so a slow or
+                    // hostile client cannot hold up the others
                     let state = self.state.clone();
                     let spawned = std::thread::Builder::new()
                         .name("mp-manager-conn".into())
-                        .spawn(move || state.serve_client(conn));
+                        .spawn(move || state.serve_client(stream));
                     if let Err(e) = spawned {
                         log::warn!("manager: cannot start a connection thread: {e}");
                     }
                 }
-                Err(Error::Authentication(m)) => {
-                    log::info!("manager: a client failed authentication: {m}");
-                }
                 Err(_) if self.state.stopping.load(Ordering::Acquire) => return Ok(()),
-                Err(Error::InvalidState(_)) => return Ok(()),
                 Err(e) => {
                     log::info!("manager: accept failed: {e}");
                     // e.g. out of descriptors: do not spin

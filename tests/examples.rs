@@ -141,6 +141,11 @@ fn tour_runs() {
         "{out}"
     );
     assert!(out.contains("now holds \"HELLO\""), "{out}");
+    assert!(
+        out.contains("the child reversed the list: [4, 3, 2, 1, 0]"),
+        "{out}"
+    );
+    assert!(out.contains("and signed the dict: [\"filler\"]"), "{out}");
 }
 
 #[test]

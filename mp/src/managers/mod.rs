@@ -264,10 +264,11 @@ impl<M: ManagerType> fmt::Debug for BaseManager<M> {
             Run::Connected => "connected",
             Run::Stopped => "shutdown",
         };
+        let name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("Manager");
+        let name = if name == "SyncKind" { "SyncManager" } else { name };
         write!(
             f,
-            "<{} state={state} address={:?}>",
-            std::any::type_name::<M>(),
+            "<{name} state={state} address={:?}>",
             lock(&self.handle.core.address)
         )
     }

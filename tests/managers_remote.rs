@@ -20,6 +20,17 @@ fn get_queue() -> SharedQueue {
     QUEUE.clone()
 }
 
+static MP_QUEUE: LazyLock<mp::Queue<String>> = LazyLock::new(|| mp::Queue::new().expect("a queue"));
+
+fn get_mp_queue() -> mp::Queue<String> {
+    MP_QUEUE.clone()
+}
+
+/// A callable may also return a shared-memory `mp::Queue`.
+#[derive(mp::Manager)]
+#[register("get_queue", get_mp_queue, proxytype = QueueProxy<String>)]
+pub struct MpQueueManager;
+
 /// The server side: the callable returns the one queue of the server process.
 #[derive(mp::Manager)]
 #[register("get_queue", get_queue, proxytype = QueueProxy<String>)]
@@ -150,6 +161,24 @@ impl Drop for Netns {
         ip(&["link", "del", &self.host_if]);
         ip(&["netns", "del", &self.name]);
     }
+}
+
+#[test]
+fn callable_returning_an_mp_queue() {
+    let m = MpQueueManager::new(("127.0.0.1", 0), AUTHKEY);
+    m.start().unwrap();
+    let p = mp::Process::new(putter, (m.address(), "via mp::Queue".to_string()));
+    p.start().unwrap();
+    join_ok(&p);
+    let q = m.get_queue().unwrap();
+    assert_eq!(q.get_timeout(T).unwrap(), "via mp::Queue");
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(50)),
+        Err(Error::Empty)
+    ));
+    q.put("back".into()).unwrap();
+    assert_eq!(q.qsize().unwrap(), 1);
+    assert_eq!(q.get().unwrap(), "back");
 }
 
 /// "Another host" for real: the server runs in a second network namespace, reached over

@@ -264,8 +264,15 @@ impl<M: ManagerType> fmt::Debug for BaseManager<M> {
             Run::Connected => "connected",
             Run::Stopped => "shutdown",
         };
-        let name = std::any::type_name::<M>().rsplit("::").next().unwrap_or("Manager");
-        let name = if name == "SyncKind" { "SyncManager" } else { name };
+        let name = std::any::type_name::<M>()
+            .rsplit("::")
+            .next()
+            .unwrap_or("Manager");
+        let name = if name == "SyncKind" {
+            "SyncManager"
+        } else {
+            name
+        };
         write!(
             f,
             "<{name} state={state} address={:?}>",

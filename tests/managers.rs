@@ -133,6 +133,149 @@ fn nested_proxies() {
     assert_eq!(outer.get(1).unwrap().to_string(), "{'c': 3}");
 }
 
+/// CPython's `test_dict_proxy_nested`.
+#[test]
+fn dict_proxy_nested() {
+    let m = mp::Manager::new().unwrap();
+    let pets = m
+        .dict_from([("ferrets".to_string(), 2), ("hamsters".to_string(), 4)])
+        .unwrap();
+    let supplies = m
+        .dict_from([("water".to_string(), 10), ("feed".to_string(), 3)])
+        .unwrap();
+    let d = m
+        .dict_from([
+            ("pets".to_string(), pets.clone()),
+            ("supplies".to_string(), supplies.clone()),
+        ])
+        .unwrap();
+    let key = |s: &str| s.to_string();
+    assert_eq!(supplies.get_item(&key("water")).unwrap(), 10);
+    assert_eq!(
+        d.get_item(&key("supplies"))
+            .unwrap()
+            .get_item(&key("water"))
+            .unwrap(),
+        10
+    );
+    d.get_item(&key("supplies"))
+        .unwrap()
+        .insert(key("blankets"), 5)
+        .unwrap();
+    assert_eq!(supplies.get_item(&key("blankets")).unwrap(), 5);
+    d.get_item(&key("supplies"))
+        .unwrap()
+        .insert(key("water"), 7)
+        .unwrap();
+    assert_eq!(supplies.get_item(&key("water")).unwrap(), 7);
+    drop(pets);
+    drop(supplies);
+    assert_eq!(
+        d.get_item(&key("pets"))
+            .unwrap()
+            .get_item(&key("ferrets"))
+            .unwrap(),
+        2
+    );
+    d.get_item(&key("supplies"))
+        .unwrap()
+        .insert(key("blankets"), 11)
+        .unwrap();
+    assert_eq!(
+        d.get_item(&key("supplies"))
+            .unwrap()
+            .get_item(&key("blankets"))
+            .unwrap(),
+        11
+    );
+    let pets = d.get_item(&key("pets")).unwrap();
+    let supplies = d.get_item(&key("supplies")).unwrap();
+    d.clear().unwrap();
+    assert_eq!(d.len().unwrap(), 0);
+    assert_eq!(supplies.get_item(&key("water")).unwrap(), 7);
+    assert_eq!(pets.get_item(&key("hamsters")).unwrap(), 4);
+    let l = m.list(vec![pets.clone(), supplies.clone()]).unwrap();
+    l.get(0).unwrap().insert(key("marmots"), 1).unwrap();
+    assert_eq!(pets.get_item(&key("marmots")).unwrap(), 1);
+    drop(pets);
+    drop(supplies);
+    assert_eq!(l.get(0).unwrap().get_item(&key("marmots")).unwrap(), 1);
+    // a plain list inside stays a list; the proxy inside stays a proxy
+    let outer = m
+        .list(vec![
+            Value::from(vec![88, 99]),
+            mp::managers::to_value(&l).unwrap(),
+        ])
+        .unwrap();
+    assert!(matches!(outer.get(0).unwrap(), Value::List(_)));
+    let inner: ListProxy<DictProxy<String, i32>> =
+        mp::managers::from_value(outer.get(-1).unwrap()).unwrap();
+    assert_eq!(inner.get(-1).unwrap().get_item(&key("feed")).unwrap(), 3);
+    drop((l, inner, outer, d));
+    assert_eq!(m.number_of_objects().unwrap(), 0);
+}
+
+/// CPython's `test_list_proxy_in_list`.
+#[test]
+fn list_proxy_in_list() {
+    let m = mp::Manager::new().unwrap();
+    let a = m
+        .list(
+            (0..3)
+                .map(|_| m.list((0..3).collect::<Vec<i32>>()).unwrap())
+                .collect(),
+        )
+        .unwrap();
+    assert_eq!(
+        a.to_vec()
+            .unwrap()
+            .iter()
+            .map(|l| l.to_vec().unwrap())
+            .collect::<Vec<_>>(),
+        vec![vec![0, 1, 2]; 3]
+    );
+    a.get(-1).unwrap().append(5).unwrap();
+    a.get(-1).unwrap().set(-1, 6).unwrap();
+    assert_eq!(a.get(-1).unwrap().to_vec().unwrap(), vec![0, 1, 2, 6]);
+    assert_eq!(a.get(0).unwrap().to_string(), "[0, 1, 2]");
+    let b = m.list(vec![a.clone()]).unwrap();
+    b.get(0).unwrap().get(0).unwrap().append(4).unwrap();
+    assert_eq!(a.get(0).unwrap().to_vec().unwrap(), vec![0, 1, 2, 4]);
+}
+
+#[mp::task]
+fn proxy_from_queue(q: mp::Queue<ListProxy<i32>>, done: mp::Connection) {
+    let l = q.get().unwrap();
+    l.append(42).unwrap();
+    done.send(&()).unwrap();
+}
+
+#[test]
+fn proxies_travel_through_queues_and_pipes() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let l = m.list(Vec::<i32>::new()).unwrap();
+        let q = mp::Queue::new().unwrap();
+        let (ours, theirs) = mp::Pipe().unwrap();
+        let p = ctx.process(proxy_from_queue, (q.clone(), theirs));
+        p.start().unwrap();
+        q.put(l.clone()).unwrap();
+        assert!(ours.poll(Some(T)).unwrap());
+        ours.recv::<()>().unwrap();
+        join_ok(&p);
+        assert_eq!(l.to_vec().unwrap(), vec![42]);
+        // and over a pipe within this process
+        let (a, b) = mp::Pipe().unwrap();
+        a.send(&l).unwrap();
+        let back: ListProxy<i32> = b.recv().unwrap();
+        back.append(43).unwrap();
+        assert_eq!(l.to_vec().unwrap(), vec![42, 43]);
+        drop(back);
+        drop(l);
+        assert_eq!(m.number_of_objects().unwrap(), 0);
+    });
+}
+
 #[test]
 fn dict_methods() {
     let m = mp::Manager::new().unwrap();

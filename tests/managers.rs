@@ -88,6 +88,7 @@ fn list_methods() {
     assert_eq!(b.to_vec().unwrap(), vec![1, 2, 3, 4, 7, 10]);
     assert_eq!(b.index(&7).unwrap(), 4);
     assert_eq!(b.count(&7).unwrap(), 1);
+    assert_eq!(b.count(7).unwrap(), 1, "by value too");
     assert!(b.contains(&3).unwrap());
     b.remove(&3).unwrap();
     assert_eq!(b.pop().unwrap(), 10);
@@ -294,6 +295,7 @@ fn dict_methods() {
     assert_eq!(d.remove(&"b".into()).unwrap(), Some(1));
     assert_eq!(d.remove(&"b".into()).unwrap(), None);
     assert!(d.contains_key(&"c".into()).unwrap());
+    assert!(d.contains_key("c".to_string()).unwrap());
     assert_eq!(d.setdefault("c".into(), 9).unwrap(), 2);
     assert_eq!(d.setdefault("f".into(), 9).unwrap(), 9);
     d.update([("g".to_string(), 7)]).unwrap();

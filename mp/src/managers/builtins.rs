@@ -11,6 +11,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::Hash;
@@ -1105,20 +1106,20 @@ impl<T: Serialize + DeserializeOwned + 'static> ListProxy<T> {
         call(&self.base, "pop", vec![Value::from(i.to_i64())])
     }
     /// `l.remove(x)`: the first equal item (`ValueError` when absent).
-    pub fn remove(&self, x: &T) -> Result<()> {
-        call(&self.base, "remove", vec![to_vr(x)?])
+    pub fn remove(&self, x: impl Borrow<T>) -> Result<()> {
+        call(&self.base, "remove", vec![to_vr(x.borrow())?])
     }
     /// `l.index(x)` (`ValueError` when absent).
-    pub fn index(&self, x: &T) -> Result<usize> {
-        call(&self.base, "index", vec![to_vr(x)?])
+    pub fn index(&self, x: impl Borrow<T>) -> Result<usize> {
+        call(&self.base, "index", vec![to_vr(x.borrow())?])
     }
     /// `l.count(x)`.
-    pub fn count(&self, x: &T) -> Result<usize> {
-        call(&self.base, "count", vec![to_vr(x)?])
+    pub fn count(&self, x: impl Borrow<T>) -> Result<usize> {
+        call(&self.base, "count", vec![to_vr(x.borrow())?])
     }
     /// `x in l`.
-    pub fn contains(&self, x: &T) -> Result<bool> {
-        call(&self.base, "__contains__", vec![to_vr(x)?])
+    pub fn contains(&self, x: impl Borrow<T>) -> Result<bool> {
+        call(&self.base, "__contains__", vec![to_vr(x.borrow())?])
     }
     /// `l.reverse()`.
     pub fn reverse(&self) -> Result<()> {
@@ -1176,30 +1177,30 @@ where
     V: Serialize + DeserializeOwned + 'static,
 {
     /// `d.get(k)`: `None` when absent.
-    pub fn get(&self, k: &K) -> Result<Option<V>> {
-        let v: Vec<V> = call(&self.base, "get", vec![to_vr(k)?])?;
+    pub fn get(&self, k: impl Borrow<K>) -> Result<Option<V>> {
+        let v: Vec<V> = call(&self.base, "get", vec![to_vr(k.borrow())?])?;
         Ok(v.into_iter().next())
     }
     /// `d[k]`: absent → `Remote { kind: "KeyError" }`.
-    pub fn get_item(&self, k: &K) -> Result<V> {
-        call(&self.base, "__getitem__", vec![to_vr(k)?])
+    pub fn get_item(&self, k: impl Borrow<K>) -> Result<V> {
+        call(&self.base, "__getitem__", vec![to_vr(k.borrow())?])
     }
     /// `d[k] = v`.
     pub fn insert(&self, k: K, v: V) -> Result<()> {
         call(&self.base, "__setitem__", vec![to_v(k)?, to_v(v)?])
     }
     /// `d.pop(k, None)`: the removed value, `None` when absent.
-    pub fn remove(&self, k: &K) -> Result<Option<V>> {
-        let v: Vec<V> = call(&self.base, "remove", vec![to_vr(k)?])?;
+    pub fn remove(&self, k: impl Borrow<K>) -> Result<Option<V>> {
+        let v: Vec<V> = call(&self.base, "remove", vec![to_vr(k.borrow())?])?;
         Ok(v.into_iter().next())
     }
     /// `d.pop(k)`: absent → `KeyError`.
-    pub fn pop(&self, k: &K) -> Result<V> {
-        call(&self.base, "pop", vec![to_vr(k)?])
+    pub fn pop(&self, k: impl Borrow<K>) -> Result<V> {
+        call(&self.base, "pop", vec![to_vr(k.borrow())?])
     }
     /// `k in d`.
-    pub fn contains_key(&self, k: &K) -> Result<bool> {
-        call(&self.base, "__contains__", vec![to_vr(k)?])
+    pub fn contains_key(&self, k: impl Borrow<K>) -> Result<bool> {
+        call(&self.base, "__contains__", vec![to_vr(k.borrow())?])
     }
     /// `list(d.keys())`, in insertion order.
     pub fn keys(&self) -> Result<Vec<K>> {

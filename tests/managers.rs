@@ -2,6 +2,9 @@
 //! `_TestContainers`, `_TestNamespace`, `_TestManagerRestart`, `_TestZZZNumberOfObjects`
 //! and the docs' manager examples; the sync and queue proxies across processes.
 
+// the tests pass items both by reference and by value, as porters will
+#![allow(clippy::needless_borrows_for_generic_args)]
+
 mod common;
 
 use common::{for_each_method, join_ok, JOIN_TIMEOUT};

@@ -10,13 +10,15 @@
 //!
 //! | benchmark | mp | CPython 3.11 | floor |
 //! |---|---|---|---|
-//! | proxy `list.append`, one CPU | 11.2 µs | 20.0 µs | 8.8 µs (socketpair round trip) |
-//! | proxy `list.append`, unpinned | 11.0 µs | 19.2 µs | |
-//! | manager start + shutdown | 3.0 ms | 10.0 ms | |
+//! | proxy `list.append`, one CPU | 11.2–13.4 µs | 20.0–23.0 µs | 8.8–11.0 µs (socketpair round trip) |
+//! | proxy `list.append`, unpinned | 11.0–12.4 µs | 19.2–23.1 µs | |
+//! | manager start + shutdown | 1.8 ms | 9.1 ms | |
 //!
-//! A call is one frame each way on the manager's buffered channel (one `write` and
-//! usually one `read` per side, as the floor); start + shutdown is dominated by
-//! starting the server process and reaping it.
+//! (Ranges: two runs under different load; each row's mp and CPython numbers come from
+//! the same run.) A call is one frame each way on the manager's buffered channel (one
+//! `write` and usually one `read` per side, as the floor, about 1.2–1.3× it); start +
+//! shutdown is starting the server process, one round trip, and reaping it (the server
+//! process exits as soon as it has answered the shutdown).
 
 mod common;
 use common::{pin, python, unpin};

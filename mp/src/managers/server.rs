@@ -162,6 +162,9 @@ pub(crate) struct State {
     /// A clone of each open client stream, to close them at shutdown.
     clients: Mutex<HashMap<u64, Stream>>,
     next_client: AtomicU64,
+    /// A server process exits as soon as it has answered a shutdown request (its
+    /// clients' streams close with it); a server thread stops serving instead.
+    exit_on_shutdown: AtomicBool,
 }
 
 /// The reference a token inside a [`Value`] holds: in a container of its own server,
@@ -476,6 +479,10 @@ impl State {
             let sent = chan.send(&reply);
             if shutdown {
                 self.stop();
+                if self.exit_on_shutdown.load(Ordering::Acquire) {
+                    crate::util::run_exit_handlers();
+                    std::process::exit(0);
+                }
             }
             if sent.is_err() {
                 break;
@@ -520,6 +527,7 @@ impl Server {
                 listener,
                 clients: Mutex::new(HashMap::new()),
                 next_client: AtomicU64::new(0),
+                exit_on_shutdown: AtomicBool::new(false),
             }),
         })
     }
@@ -647,6 +655,7 @@ pub(crate) fn manager_server(spec: ServeSpec) {
     {
         return;
     }
+    server.state.exit_on_shutdown.store(true, Ordering::Release);
     let watcher = server.clone();
     let _ = std::thread::Builder::new()
         .name("mp-manager-parent".into())

@@ -476,8 +476,43 @@ impl Serialize for Value {
     }
 }
 
+/// How deeply values may nest on the wire: a peer cannot exhaust the stack with a
+/// list of lists of lists ….
+const MAX_DEPTH: u32 = 256;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one level of nesting while it lives.
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter<E: de::Error>() -> Result<DepthGuard, E> {
+        let d = DEPTH.with(|c| {
+            let d = c.get() + 1;
+            c.set(d);
+            d
+        });
+        let g = DepthGuard;
+        if d > MAX_DEPTH {
+            return Err(E::custom(format!(
+                "values nest deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(g)
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DEPTH.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let _depth = DepthGuard::enter::<D::Error>()?;
         if !d.is_human_readable() {
             return Ok(match Wire::deserialize(d)? {
                 Wire::None => Value::None,
@@ -1115,5 +1150,18 @@ mod tests {
         assert_eq!(Value::from("it's").repr(), "\"it's\"");
         assert!(Value::from(1).py_eq(&Value::from(1.0)));
         assert!(Value::from(1).py_cmp(&Value::from("a")).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut v = Value::None;
+        for _ in 0..300 {
+            v = Value::List(vec![v]);
+        }
+        let wire = crate::codec::encode(&v).unwrap();
+        assert!(crate::codec::decode::<Value>(&wire).is_err());
+        // the depth count is back to zero afterwards
+        let ok = crate::codec::encode(&Value::List(vec![Value::None])).unwrap();
+        assert!(crate::codec::decode::<Value>(&ok).is_ok());
     }
 }

@@ -146,6 +146,9 @@ thread_local! {
     static CONNS: RefCell<Vec<CachedConn>> = const { RefCell::new(Vec::new()) };
 }
 
+/// How many servers a thread keeps a channel to.
+const MAX_CACHED: usize = 16;
+
 fn connect(address: &str, authkey: &[u8]) -> Result<Channel> {
     let addr: Address = address.parse()?;
     transport::connect(&addr, authkey)
@@ -168,7 +171,13 @@ fn thread_conn(address: &str, authkey: &[u8]) -> Result<Option<Rc<RefCell<Channe
         Ok(None) => {
             let chan = Rc::new(RefCell::new(connect(address, authkey)?));
             let _ = CONNS.try_with(|c| {
-                c.borrow_mut().push(CachedConn {
+                let mut c = c.borrow_mut();
+                // channels to servers that went away are only noticed on use: keep the
+                // cache bounded for threads that talk to many managers over time
+                if c.len() >= MAX_CACHED {
+                    c.remove(0);
+                }
+                c.push(CachedConn {
                     address: address.to_string(),
                     pid,
                     chan: chan.clone(),

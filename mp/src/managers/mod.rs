@@ -72,13 +72,14 @@
 //! reach the server.
 
 mod builtins;
+mod containers;
 pub mod proxy;
 pub mod server;
 mod sync;
 mod transport;
 pub mod value;
 
-pub use builtins::{
+pub use containers::{
     ArrayProxy, DictProxy, Index, IteratorProxy, JoinableQueueProxy, ListProxy, MakeReferent,
     NamespaceProxy, QueueProxy, SharedQueue, ValueProxy,
 };

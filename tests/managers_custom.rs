@@ -275,3 +275,38 @@ fn client_side_registration_connects() {
         "a connected handle leaves the server running"
     );
 }
+
+/// A shared type in another module: the registration names it by path.
+mod shapes {
+    #[derive(Debug, Default)]
+    pub struct Square {
+        pub side: f64,
+    }
+
+    #[mp::shared]
+    impl Square {
+        pub fn with_side(side: f64) -> Square {
+            Square { side }
+        }
+        pub fn area(&self) -> f64 {
+            self.side * self.side
+        }
+        pub fn grow(&mut self, by: f64) {
+            self.side += by;
+        }
+    }
+}
+
+#[derive(mp::Manager)]
+#[register("Square", crate::shapes::Square::with_side)]
+pub struct ShapesManager;
+
+#[test]
+fn shared_type_from_another_module() {
+    let m = ShapesManager::start().unwrap();
+    let sq: shapes::SquareProxy = m.square(3.0).unwrap();
+    assert_eq!(sq.area().unwrap(), 9.0);
+    sq.grow(1.0).unwrap();
+    assert_eq!(sq.area().unwrap(), 16.0);
+    assert_eq!(sq.to_string(), "Square { side: 4.0 }");
+}

@@ -212,8 +212,14 @@ pub fn expand(tokens: TokenStream) -> syn::Result<TokenStream> {
     let callable = &input.callable;
     let method = format_ident!("{}", snake_case(&tv));
 
+    // the full proxy lives beside the type: the referent's path with `<Type>Proxy`
+    let mut full_proxy_path = input.referent.clone();
+    if let Some(last) = full_proxy_path.segments.last_mut() {
+        last.ident = input.full_proxy.clone();
+        last.arguments = syn::PathArguments::None;
+    }
     let mut out = TokenStream::new();
-    let proxy = if input.exposed.is_some() {
+    let proxy: Path = if input.exposed.is_some() {
         let mut name = format_ident!("{}Proxy", camel_case(&tv));
         if name == input.full_proxy {
             name = format_ident!("{}{}Proxy", input.manager, camel_case(&tv));
@@ -245,9 +251,9 @@ pub fn expand(tokens: TokenStream) -> syn::Result<TokenStream> {
                 }
             }
         });
-        name
+        name.into()
     } else {
-        input.full_proxy.clone()
+        full_proxy_path
     };
 
     // the callable's arguments, when it is a constructor of the impl block

@@ -492,6 +492,29 @@ fn blocked_call_fails_on_shutdown() {
 }
 
 #[test]
+fn misuse_is_an_error() {
+    let m = mp::Manager::new().unwrap();
+    assert!(
+        matches!(m.start(), Err(Error::InvalidState(_))),
+        "started twice"
+    );
+    assert!(matches!(m.connect(), Err(Error::InvalidState(_))));
+    let unstarted = SyncManager::new(None, None);
+    assert!(matches!(
+        unstarted.list(vec![1]),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(unstarted.number_of_objects().is_err());
+    unstarted.shutdown().unwrap();
+    // nothing listens there
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = SyncManager::new(mp::connection::Address::Unix(dir.path().join("none")), b"k");
+    assert!(matches!(nowhere.connect(), Err(Error::Io(_))));
+    // a barrier of no parties is Python's ValueError
+    assert!(matches!(m.barrier(0), Err(Error::Remote { kind, .. }) if kind == "ValueError"));
+}
+
+#[test]
 fn drop_is_shutdown() {
     let m = mp::Manager::new().unwrap();
     let l = m.list(vec![1]).unwrap();

@@ -139,6 +139,9 @@ enum Run {
     Started {
         process: Process,
         notify: crate::Connection,
+        /// The private directory of an address the server picked itself, removed at
+        /// shutdown even when the server could not (killed).
+        own_dir: Option<std::path::PathBuf>,
     },
     Connected,
     Stopped,
@@ -480,10 +483,16 @@ impl<M: ManagerType> BaseManager<M> {
                 return Err(e);
             }
         };
+        let picked = lock(&core.address).is_none();
+        let own_dir = match (&address, picked) {
+            (Address::Unix(p), true) => p.parent().map(std::path::Path::to_path_buf),
+            _ => None,
+        };
         *lock(&core.address) = Some(address);
         *run = Run::Started {
             process,
             notify: ours,
+            own_dir,
         };
         Ok(())
     }
@@ -531,7 +540,12 @@ impl<M: ManagerType> BaseManager<M> {
         let mut run = lock(&core.run);
         let prev = std::mem::replace(&mut *run, Run::Stopped);
         drop(run);
-        if let Run::Started { process, notify } = prev {
+        if let Run::Started {
+            process,
+            notify,
+            own_dir,
+        } = prev
+        {
             let addr = lock(&core.address).as_ref().map(ToString::to_string);
             if let Some(addr) = &addr {
                 let _ = request(addr, &core.authkey, &Request::Shutdown);
@@ -542,6 +556,9 @@ impl<M: ManagerType> BaseManager<M> {
             if process.is_alive() {
                 process.kill()?;
                 process.join_timeout(STOP_TIMEOUT)?;
+            }
+            if let Some(dir) = own_dir {
+                let _ = std::fs::remove_dir_all(dir);
             }
         }
         Ok(())

@@ -480,6 +480,7 @@ impl State {
             if shutdown {
                 self.stop();
                 if self.exit_on_shutdown.load(Ordering::Acquire) {
+                    self.listener.remove_files();
                     crate::util::run_exit_handlers();
                     std::process::exit(0);
                 }
@@ -665,4 +666,6 @@ pub(crate) fn manager_server(spec: ServeSpec) {
             watcher.shutdown();
         });
     let _ = server.serve_forever();
+    // connection threads may still hold the state: remove the socket now
+    server.state.listener.remove_files();
 }

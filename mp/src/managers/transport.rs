@@ -282,6 +282,19 @@ impl ManagerListener {
     }
 }
 
+impl ManagerListener {
+    /// Removes the socket file (and the private directory made for it): for a process
+    /// that exits without running destructors.
+    pub(crate) fn remove_files(&self) {
+        if let Some(p) = &self.cleanup {
+            let _ = std::fs::remove_file(p);
+        }
+        if let Some(d) = &self._dir {
+            let _ = std::fs::remove_dir_all(d.path());
+        }
+    }
+}
+
 impl Drop for ManagerListener {
     fn drop(&mut self) {
         if let Some(p) = &self.cleanup {

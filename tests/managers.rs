@@ -766,6 +766,7 @@ fn queues_across_processes() {
 
         let bounded = m.queue::<i32>(1).unwrap();
         bounded.put(1).unwrap();
+        assert_eq!(bounded.get_value().unwrap(), vec![1]);
         assert!(bounded.full().unwrap());
         assert!(matches!(bounded.try_put(2), Err(Error::Full)));
         assert!(matches!(

@@ -521,6 +521,11 @@ macro_rules! queue_methods {
         pub fn full(&self) -> Result<bool> {
             call(&self.base, "full", Vec::new())
         }
+        /// Python's `_getvalue()`: a copy of the items waiting in the queue, oldest first
+        /// (a shared-memory `mp::Queue` behind the proxy cannot be copied: an error).
+        pub fn get_value(&self) -> Result<Vec<T>> {
+            self.base.get_value()
+        }
     };
 }
 
@@ -575,6 +580,13 @@ value_proxy!(
     /// is one call; it yields `Result<T>`.
     IteratorProxy [T] "IteratorProxy"
 );
+
+impl<T: DeserializeOwned + 'static> IteratorProxy<T> {
+    /// Python's `_getvalue()`: an iterator cannot be copied (`Remote { kind: "TypeError" }`).
+    pub fn get_value(&self) -> Result<Vec<T>> {
+        self.base.get_value()
+    }
+}
 
 impl<T: DeserializeOwned + 'static> Iterator for IteratorProxy<T> {
     type Item = Result<T>;

@@ -735,6 +735,10 @@ impl ConditionProxy {
     pub fn notify_all(&self) -> Result<()> {
         call(&self.base, "notify_all", Vec::new())
     }
+    /// Python's `_getvalue()`: a condition has no state to copy (`Value::None`).
+    pub fn get_value(&self) -> Result<Value> {
+        self.base.get_value()
+    }
 }
 
 sync_proxy!(
@@ -799,6 +803,10 @@ impl BarrierProxy {
     /// `broken`.
     pub fn broken(&self) -> Result<bool> {
         call(&self.base, "broken", Vec::new())
+    }
+    /// Python's `_getvalue()`: a barrier has no state to copy (`Value::None`).
+    pub fn get_value(&self) -> Result<Value> {
+        self.base.get_value()
     }
 }
 

@@ -623,6 +623,16 @@ fn registry_for(kind: &str) -> Result<Registry> {
 /// the process that started it goes away.
 #[crate::task]
 pub(crate) fn manager_server(spec: ServeSpec) {
+    // a panic in a referent's method goes back to its caller as `Remote { kind: "Panic" }`;
+    // here it is one line, not a backtrace per call
+    let default_hook = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() == Some("mp-manager-conn") {
+            eprintln!("[manager] a method panicked (the caller gets the error): {info}");
+        } else {
+            default_hook(info);
+        }
+    }));
     let notify = spec.notify;
     let started = (|| -> Result<Server> {
         if let Some(init) = spec.init {

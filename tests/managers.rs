@@ -591,6 +591,10 @@ fn lock_across_processes() {
 fn lock_and_rlock_semantics() {
     let m = mp::Manager::new().unwrap();
     let l = m.lock().unwrap();
+    assert!(
+        format!("{l:?}").starts_with("<LockProxy typeid 'Lock' at 0x"),
+        "{l:?}"
+    );
     assert!(l.acquire().unwrap());
     assert!(!l.try_acquire().unwrap());
     let t0 = Instant::now();

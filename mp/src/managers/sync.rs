@@ -642,7 +642,7 @@ sync_proxy!(
     /// # Ok(()) }
     /// ```
     LockProxy,
-    "AcquirerProxy"
+    "LockProxy"
 );
 impl LockProxy {
     acquirer_methods!();
@@ -656,7 +656,7 @@ sync_proxy!(
     /// A proxy to a manager's `threading.RLock` (Python's `AcquirerProxy`): owned by the
     /// client thread that acquired it, re-entrant.
     RLockProxy,
-    "AcquirerProxy"
+    "RLockProxy"
 );
 impl RLockProxy {
     acquirer_methods!();
@@ -670,7 +670,7 @@ sync_proxy!(
     /// A proxy to a manager's `threading.Semaphore` or `BoundedSemaphore` (Python's
     /// `AcquirerProxy`).
     SemaphoreProxy,
-    "AcquirerProxy"
+    "SemaphoreProxy"
 );
 impl SemaphoreProxy {
     acquirer_methods!();

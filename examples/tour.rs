@@ -64,6 +64,13 @@ fn square_worker(tasks: JoinableQueue<Option<u64>>, results: Queue<(u64, u64)>) 
 }
 
 #[mp::task]
+fn fill(d: mp::managers::DictProxy<String, u64>, l: mp::managers::ListProxy<u64>) {
+    let me = mp::current_process().name();
+    d.insert(me, std::process::id() as u64).unwrap();
+    l.reverse().unwrap();
+}
+
+#[mp::task]
 fn shout(mut shm: SharedMemory) {
     let buf = shm.buf_mut();
     buf[..5].make_ascii_uppercase();
@@ -212,5 +219,16 @@ fn main() -> mp::Result<()> {
     );
     pool.close()?;
     pool.join()?;
+
+    section("a manager: a dict and a list in a server process, changed by a child");
+    let manager = mp::Manager::new()?;
+    let d = manager.dict::<String, u64>()?;
+    let l = manager.list((0..5).collect())?;
+    let p = Process::new(fill, (d.clone(), l.clone())).with_name("filler");
+    p.start()?;
+    p.join()?;
+    println!("  the child reversed the list: {l}");
+    println!("  and signed the dict: {:?}", d.keys()?);
+    println!("  objects in the manager: {}", manager.number_of_objects()?);
     Ok(())
 }

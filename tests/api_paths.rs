@@ -10,6 +10,11 @@ use mp::context::{
     get_all_start_methods, get_context, get_start_method, set_executable, set_forkserver_preload,
     set_start_method, set_start_method_force, start_method_if_set, Context, StartMethod,
 };
+use mp::managers::{
+    ArrayProxy, BarrierProxy, BaseManager, BaseProxy, ConditionProxy, DictProxy, EventProxy,
+    IteratorProxy, JoinableQueueProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy,
+    RLockProxy, SemaphoreProxy, Server, Shareable, SyncManager, ValueProxy,
+};
 use mp::pool::{AsyncResult, ImapIter, Pool, PoolBuilder, ThreadPool};
 use mp::process::{active_children, current_process, parent_process, JoinHandle, Process};
 use mp::queue::{JoinableQueue, Queue, SimpleQueue};
@@ -82,5 +87,30 @@ fn pool_paths() -> mp::Result<()> {
     let _ = (mp::dummy::Queue::<u8>::new()?, mp::dummy::Lock::new()?);
     let _ = (mp::dummy::Value::new(1u8)?, mp::dummy::Array::<u8>::new(2)?);
     let _ = mp::dummy::Process::new(|| (), ());
+    Ok(())
+}
+
+#[test]
+fn managers_paths() -> mp::Result<()> {
+    let m: SyncManager = mp::Manager::new()?;
+    let _: mp::managers::SyncManager = mp::get_context(None)?.manager()?;
+    let _: ListProxy<i32> = m.list(vec![1])?;
+    let _: DictProxy<String, i32> = m.dict()?;
+    let _: NamespaceProxy = m.namespace()?;
+    let _: LockProxy = m.lock()?;
+    let _: RLockProxy = m.rlock()?;
+    let _: SemaphoreProxy = m.semaphore(1)?;
+    let _: SemaphoreProxy = m.bounded_semaphore(1)?;
+    let _: ConditionProxy = m.condition(None)?;
+    let _: EventProxy = m.event()?;
+    let _: BarrierProxy = m.barrier(2)?;
+    let _: QueueProxy<u8> = m.queue(0)?;
+    let _: JoinableQueueProxy<u8> = m.joinable_queue(0)?;
+    let _: ValueProxy<u8> = m.value(1)?;
+    let _: ArrayProxy<u8> = m.array(vec![1, 2])?;
+    let _ = m.address();
+    let _: usize = m.number_of_objects()?;
+    m.shutdown()?;
+    m.shutdown()?;
     Ok(())
 }

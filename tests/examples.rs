@@ -149,6 +149,11 @@ fn tour_runs() {
         "{out}"
     );
     assert!(out.contains("now holds \"HELLO\""), "{out}");
+    assert!(
+        out.contains("the child reversed the list: [4, 3, 2, 1, 0]"),
+        "{out}"
+    );
+    assert!(out.contains("and signed the dict: [\"filler\"]"), "{out}");
 }
 
 #[test]
@@ -194,5 +199,29 @@ fn pool_progress() {
     assert_eq!(
         run("pool_progress"),
         "20000 numbers done; the longest Collatz chain has 278 steps\n"
+    );
+}
+
+#[test]
+fn managers() {
+    assert_eq!(
+        run("manager"),
+        "{1: '1', '2': 2, 0.25: None}\n[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]\n"
+    );
+    assert_eq!(run("custom_manager"), "7\n56\n");
+    let dashes = "-".repeat(20);
+    assert_eq!(
+        run("manager_proxies"),
+        format!(
+            "{dashes}\nyou called Foo.f()\nyou called Foo.g()\n{dashes}\nyou called Foo.g()\n\
+             you called Foo._h()\n{dashes}\n<0> <1> <4> <9> <16> <25> <36> <49> <64> <81> \n\
+             {dashes}\nop.add(23, 45) = 68\nop.pow(2, 94) = 19807040628566084398385987584\n\
+             op._exposed_ = ('add', 'pow')\n"
+        )
+    );
+    assert_eq!(
+        run("remote_manager"),
+        "server listening with authkey \"abracadabra\"\nclient 1 put 'hello'\n\
+         client 2 got \"hello\"\na client with the wrong authkey is refused\n"
     );
 }

@@ -17,6 +17,7 @@ pub fn expand(attr: TokenStream, item: TokenStream) -> Result<TokenStream> {
         vis,
         sig,
         block,
+        ..
     } = f;
     let ident = &sig.ident;
     let output = &sig.output;

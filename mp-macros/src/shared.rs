@@ -52,7 +52,7 @@ fn not_pod(ty: &Type) -> Option<String> {
         Type::Slice(_) | Type::TraitObject(_) | Type::ImplTrait(_) => {
             Some("an unsized type has no fixed layout".into())
         }
-        Type::BareFn(_) => Some("a function pointer differs between processes".into()),
+        Type::FnPtr(_) => Some("a function pointer differs between processes".into()),
         Type::Tuple(t) if !t.elems.is_empty() => {
             Some("a tuple has no C layout; use a #[repr(C)] struct".into())
         }

@@ -177,6 +177,14 @@ impl Context {
         Process::new(f, args).with_context(*self)
     }
 
+    /// `ctx.Manager()`: a started [`SyncManager`](crate::managers::SyncManager) whose
+    /// server process uses this context's start method.
+    pub fn manager(&self) -> Result<crate::managers::SyncManager> {
+        let m = crate::managers::SyncManager::with_context(None, None, *self);
+        m.start()?;
+        Ok(m)
+    }
+
     /// `ctx.cpu_count()`.
     pub fn cpu_count(&self) -> usize {
         crate::process::cpu_count()

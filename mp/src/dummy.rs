@@ -18,7 +18,7 @@
 //! ```
 //!
 //! The synchronization primitives are `mp`'s own (they work between threads as between
-//! processes); [`Pipe`](crate::Pipe) is too.
+//! processes); [`Pipe`] is too.
 
 use crate::error::{Error, Result};
 use crate::pool::ThreadTask;

@@ -47,6 +47,7 @@ pub mod error;
 mod forkserver;
 pub mod heap;
 mod join_handle;
+pub mod managers;
 pub mod pool;
 mod popen_fork;
 mod popen_forkserver;
@@ -72,6 +73,7 @@ pub use queues as queue;
 #[allow(unused_imports)] // filled in as each area lands
 mod reexports {
     pub use crate::connection::root_exports::*;
+    pub use crate::managers::root_exports::*;
     pub use crate::pool::root_exports::*;
     pub use crate::queues::root_exports::*;
     pub use crate::shared_memory::root_exports::*;
@@ -87,6 +89,8 @@ pub use spawn::root_exports::*;
 pub use util::root_exports::*;
 
 pub use mp_macros::{main, task, Shared};
+// `#[mp::shared]` on an impl block, `#[derive(mp::Manager)]` (beside the `mp::Manager` struct)
+pub use mp_macros::{shared, Manager};
 
 // lets `mp`'s own code and doctests use its macros, whose expansions name `::mp`
 extern crate self as mp;

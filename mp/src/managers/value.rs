@@ -1,0 +1,1167 @@
+//! [`Value`]: the self-describing values the builtin containers of a manager hold.
+//!
+//! A `ListProxy<T>` converts each `T` to a `Value` on the client (through serde, with
+//! [`to_value`]) and back with [`from_value`], so the server can sort, count, index,
+//! compare, print and nest items without knowing `T` (CPython's server holds pickled
+//! Python objects for the same reason). Proxies inside values stay proxies
+//! ([`Value::Proxy`]), so a list can hold dict proxies.
+//!
+//! On the wire a `Value` travels tagged (postcard); through [`to_value`] /
+//! [`from_value`] it maps to the natural serde data model (a `Value::Int` is an integer,
+//! a `Value::List` a sequence…), so a `Value` also nests inside a user's types.
+
+use super::proxy::Token;
+use crate::codec::ByteBuf;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::ser::{self, Serialize};
+use serde::{Deserialize, Deserializer, Serializer};
+use std::any::Any;
+use std::cmp::Ordering;
+use std::fmt::{self, Write as _};
+
+/// A dynamically typed value (a Python object as the manager's builtin containers see it).
+///
+/// ```
+/// use mp::managers::Value;
+/// let v = Value::from(vec![Value::from(1), Value::from("a"), Value::None]);
+/// assert_eq!(v.to_string(), "[1, 'a', None]");
+/// ```
+#[derive(Clone, Debug, Default)]
+pub enum Value {
+    /// `None` (also `()`, unit structs and `Option::None`).
+    #[default]
+    None,
+    /// `bool`.
+    Bool(bool),
+    /// `int`: every Rust integer type.
+    Int(i128),
+    /// `float`.
+    Float(f64),
+    /// `str` (also `char`).
+    Str(String),
+    /// `bytes`.
+    Bytes(ByteBuf),
+    /// `list` (Rust sequences).
+    List(Vec<Value>),
+    /// `tuple` (Rust tuples and tuple structs).
+    Tuple(Vec<Value>),
+    /// `dict`, in insertion order (Rust maps and structs).
+    Dict(Vec<(Value, Value)>),
+    /// A Rust enum variant: its name and its content (`None` for a unit variant).
+    /// Shown, compared and sorted as its content (a unit variant as its name), so an
+    /// enum of mixed keys prints as Python's mixed dict would.
+    Variant(String, Option<Box<Value>>),
+    /// A proxy to another object of a manager.
+    Proxy(Token),
+}
+
+// ---------------------------------------------------------------------------------
+// conversions
+
+macro_rules! from_int {
+    ($($t:ty)*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Self { Value::Int(v as i128) }
+        }
+    )*};
+}
+from_int!(i8 i16 i32 i64 i128 isize u8 u16 u32 u64 usize);
+
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<f32> for Value {
+    fn from(v: f32) -> Self {
+        Value::Float(v as f64)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+impl From<()> for Value {
+    fn from(_: ()) -> Self {
+        Value::None
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::None, Into::into)
+    }
+}
+impl<T: Into<Value>> From<Vec<T>> for Value {
+    fn from(v: Vec<T>) -> Self {
+        Value::List(v.into_iter().map(Into::into).collect())
+    }
+}
+
+fn downcast<A: 'static, B: 'static>(a: A) -> Result<B, A> {
+    let mut slot = Some(a);
+    match (&mut slot as &mut dyn Any).downcast_mut::<Option<B>>() {
+        Some(b) => Ok(b.take().expect("just set")),
+        None => Err(slot.expect("just set")),
+    }
+}
+
+/// Converts any serializable value into a [`Value`] (`serde_json::to_value`'s analogue).
+pub fn to_value<T: Serialize + ?Sized>(v: &T) -> crate::Result<Value> {
+    v.serialize(ValueSerializer)
+        .map_err(|e| crate::Error::Codec(e.0.into()))
+}
+
+/// Converts a [`Value`] back into a `T` (`serde_json::from_value`'s analogue); a value of
+/// the wrong shape is an [`Error::Codec`](crate::Error::Codec).
+pub fn from_value<T: DeserializeOwned + 'static>(v: Value) -> crate::Result<T> {
+    match downcast::<Value, T>(v) {
+        Ok(t) => Ok(t),
+        Err(v) => T::deserialize(v).map_err(|e| crate::Error::Codec(e.0.into())),
+    }
+}
+
+/// Converts any value to a `Value`, a `Value` itself without a round trip.
+pub(crate) fn value_of<T: Serialize + 'static>(v: T) -> crate::Result<Value> {
+    match downcast::<T, Value>(v) {
+        Ok(v) => Ok(v),
+        Err(t) => to_value(&t),
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// repr, equality, ordering
+
+impl Value {
+    /// Python's `repr()` of the value.
+    pub fn repr(&self) -> String {
+        let mut s = String::new();
+        self.write_repr(&mut s);
+        s
+    }
+
+    /// The content that shows and compares (enum wrappers unwrapped).
+    fn inner(&self) -> &Value {
+        match self {
+            Value::Variant(_, Some(v)) => v.inner(),
+            other => other,
+        }
+    }
+
+    fn write_repr(&self, out: &mut String) {
+        match self {
+            Value::None => out.push_str("None"),
+            Value::Bool(true) => out.push_str("True"),
+            Value::Bool(false) => out.push_str("False"),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => out.push_str(&float_repr(*f)),
+            Value::Str(s) => str_repr(s, out),
+            Value::Bytes(b) => {
+                out.push_str("b'");
+                for &c in b.iter() {
+                    match c {
+                        b'\\' => out.push_str("\\\\"),
+                        b'\'' => out.push_str("\\'"),
+                        b'\n' => out.push_str("\\n"),
+                        b'\r' => out.push_str("\\r"),
+                        b'\t' => out.push_str("\\t"),
+                        0x20..=0x7e => out.push(c as char),
+                        _ => {
+                            let _ = write!(out, "\\x{c:02x}");
+                        }
+                    }
+                }
+                out.push('\'');
+            }
+            Value::List(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write_repr(out);
+                }
+                out.push(']');
+            }
+            Value::Tuple(items) => {
+                out.push('(');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write_repr(out);
+                }
+                if items.len() == 1 {
+                    out.push(',');
+                }
+                out.push(')');
+            }
+            Value::Dict(items) => {
+                out.push('{');
+                for (i, (k, v)) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    k.write_repr(out);
+                    out.push_str(": ");
+                    v.write_repr(out);
+                }
+                out.push('}');
+            }
+            Value::Variant(name, None) => out.push_str(name),
+            Value::Variant(_, Some(v)) => v.write_repr(out),
+            Value::Proxy(t) => {
+                let _ = write!(
+                    out,
+                    "<{} object, typeid '{}' at {:#x}>",
+                    super::proxy::proxy_type_name(&t.typeid),
+                    t.typeid,
+                    t.id
+                );
+            }
+        }
+    }
+
+    /// Python's `==` (numbers compare by value across int, float and bool).
+    pub fn py_eq(&self, other: &Value) -> bool {
+        use Value::*;
+        match (self.inner(), other.inner()) {
+            (None, None) => true,
+            (Str(a), Str(b)) => a == b,
+            (Bytes(a), Bytes(b)) => a == b,
+            (List(a), List(b)) | (Tuple(a), Tuple(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.py_eq(y))
+            }
+            (Dict(a), Dict(b)) => {
+                a.len() == b.len()
+                    && a.iter()
+                        .all(|(k, v)| b.iter().any(|(k2, v2)| k.py_eq(k2) && v.py_eq(v2)))
+            }
+            (Variant(a, Option::None), Variant(b, Option::None)) => a == b,
+            (Proxy(a), Proxy(b)) => a.id == b.id && a.address == b.address,
+            (a, b) => match (a.number(), b.number()) {
+                (Some(x), Some(y)) => x == y,
+                _ => false,
+            },
+        }
+    }
+
+    fn number(&self) -> Option<f64> {
+        match self {
+            Value::Bool(b) => Some(*b as u8 as f64),
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => Option::None,
+        }
+    }
+
+    /// Python's `<` as an ordering: comparing unorderable types is a `TypeError`
+    /// (the `Err` carries the message).
+    pub fn py_cmp(&self, other: &Value) -> Result<Ordering, String> {
+        use Value::*;
+        match (self.inner(), other.inner()) {
+            (Int(a), Int(b)) => Ok(a.cmp(b)),
+            (Str(a), Str(b)) => Ok(a.cmp(b)),
+            (Bytes(a), Bytes(b)) => Ok(a.cmp(b)),
+            (List(a), List(b)) | (Tuple(a), Tuple(b)) => {
+                for (x, y) in a.iter().zip(b) {
+                    match x.py_cmp(y)? {
+                        Ordering::Equal => {}
+                        o => return Ok(o),
+                    }
+                }
+                Ok(a.len().cmp(&b.len()))
+            }
+            (Variant(a, Option::None), Variant(b, Option::None)) => Ok(a.cmp(b)),
+            (a, b) => match (a.number(), b.number()) {
+                (Some(x), Some(y)) => x
+                    .partial_cmp(&y)
+                    .ok_or_else(|| "cannot order NaN".to_string()),
+                _ => Err(format!(
+                    "'<' not supported between instances of '{}' and '{}'",
+                    a.type_name(),
+                    b.type_name()
+                )),
+            },
+        }
+    }
+
+    /// Python's type name of the value (`int`, `str`, `list` …).
+    pub fn type_name(&self) -> &'static str {
+        match self.inner() {
+            Value::None => "NoneType",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::List(_) => "list",
+            Value::Tuple(_) => "tuple",
+            Value::Dict(_) => "dict",
+            Value::Variant(..) => "enum",
+            Value::Proxy(_) => "proxy",
+        }
+    }
+
+    /// Visits every proxy token inside the value.
+    pub(crate) fn for_each_token(&mut self, f: &mut dyn FnMut(&mut Token)) {
+        match self {
+            Value::Proxy(t) => f(t),
+            Value::List(v) | Value::Tuple(v) => v.iter_mut().for_each(|x| x.for_each_token(f)),
+            Value::Dict(v) => v.iter_mut().for_each(|(k, x)| {
+                k.for_each_token(f);
+                x.for_each_token(f)
+            }),
+            Value::Variant(_, Some(v)) => v.for_each_token(f),
+            _ => {}
+        }
+    }
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        self.py_eq(other)
+    }
+}
+
+impl fmt::Display for Value {
+    /// Python's `repr()`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.repr())
+    }
+}
+
+fn float_repr(f: f64) -> String {
+    if f.is_nan() {
+        "nan".into()
+    } else if f.is_infinite() {
+        if f > 0.0 { "inf" } else { "-inf" }.into()
+    } else if f == f.trunc() && f.abs() < 1e16 {
+        format!("{f:.1}")
+    } else {
+        let s = format!("{f:?}");
+        match s.split_once('e') {
+            Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
+            _ => s,
+        }
+    }
+}
+
+fn str_repr(s: &str, out: &mut String) {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c)
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+}
+
+// ---------------------------------------------------------------------------------
+// wire form: tagged, for postcard (not self-describing)
+
+#[derive(serde::Serialize)]
+enum WireRef<'a> {
+    None,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(&'a str),
+    Bytes(&'a ByteBuf),
+    List(&'a [Value]),
+    Tuple(&'a [Value]),
+    Dict(&'a [(Value, Value)]),
+    Variant(&'a str, &'a Option<Box<Value>>),
+    Proxy(&'a Token),
+}
+
+#[derive(serde::Deserialize)]
+enum Wire {
+    None,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Bytes(ByteBuf),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    Variant(String, Option<Box<Value>>),
+    Proxy(Token),
+}
+
+/// The name of the newtype struct a proxy serializes as, so that [`to_value`] keeps it a
+/// [`Value::Proxy`].
+pub(crate) const PROXY_MAGIC: &str = "$mp::managers::Proxy";
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            let w = match self {
+                Value::None => WireRef::None,
+                Value::Bool(b) => WireRef::Bool(*b),
+                Value::Int(i) => WireRef::Int(*i),
+                Value::Float(f) => WireRef::Float(*f),
+                Value::Str(x) => WireRef::Str(x),
+                Value::Bytes(b) => WireRef::Bytes(b),
+                Value::List(v) => WireRef::List(v),
+                Value::Tuple(v) => WireRef::Tuple(v),
+                Value::Dict(v) => WireRef::Dict(v),
+                Value::Variant(n, v) => WireRef::Variant(n, v),
+                Value::Proxy(t) => WireRef::Proxy(t),
+            };
+            return w.serialize(s);
+        }
+        use ser::{SerializeMap, SerializeSeq, SerializeTuple};
+        match self {
+            Value::None => s.serialize_none(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i128(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(x) => s.serialize_str(x),
+            Value::Bytes(b) => s.serialize_bytes(b),
+            Value::List(v) => {
+                let mut q = s.serialize_seq(Some(v.len()))?;
+                for x in v {
+                    q.serialize_element(x)?;
+                }
+                q.end()
+            }
+            Value::Tuple(v) => {
+                let mut q = s.serialize_tuple(v.len())?;
+                for x in v {
+                    q.serialize_element(x)?;
+                }
+                q.end()
+            }
+            Value::Dict(v) => {
+                let mut q = s.serialize_map(Some(v.len()))?;
+                for (k, x) in v {
+                    q.serialize_entry(k, x)?;
+                }
+                q.end()
+            }
+            Value::Variant(_, Some(v)) => v.serialize(s),
+            Value::Variant(n, None) => s.serialize_str(n),
+            Value::Proxy(t) => s.serialize_newtype_struct(PROXY_MAGIC, t),
+        }
+    }
+}
+
+/// How deeply values may nest on the wire: a peer cannot exhaust the stack with a
+/// list of lists of lists ….
+const MAX_DEPTH: u32 = 256;
+
+thread_local! {
+    static DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one level of nesting while it lives.
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter<E: de::Error>() -> Result<DepthGuard, E> {
+        let d = DEPTH.with(|c| {
+            let d = c.get() + 1;
+            c.set(d);
+            d
+        });
+        let g = DepthGuard;
+        if d > MAX_DEPTH {
+            return Err(E::custom(format!(
+                "values nest deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        Ok(g)
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DEPTH.with(|c| c.set(c.get().saturating_sub(1)));
+    }
+}
+
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let _depth = DepthGuard::enter::<D::Error>()?;
+        if !d.is_human_readable() {
+            return Ok(match Wire::deserialize(d)? {
+                Wire::None => Value::None,
+                Wire::Bool(b) => Value::Bool(b),
+                Wire::Int(i) => Value::Int(i),
+                Wire::Float(f) => Value::Float(f),
+                Wire::Str(x) => Value::Str(x),
+                Wire::Bytes(b) => Value::Bytes(b),
+                Wire::List(v) => Value::List(v),
+                Wire::Tuple(v) => Value::Tuple(v),
+                Wire::Dict(v) => Value::Dict(v),
+                Wire::Variant(n, v) => Value::Variant(n, v),
+                Wire::Proxy(t) => Value::Proxy(t),
+            });
+        }
+        d.deserialize_any(NaturalVisitor)
+    }
+}
+
+struct NaturalVisitor;
+
+impl<'de> Visitor<'de> for NaturalVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v as i128))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::Int(v as i128))
+    }
+    fn visit_i128<E>(self, v: i128) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_bytes<E>(self, v: &[u8]) -> Result<Value, E> {
+        Ok(Value::Bytes(ByteBuf::from(v.to_vec())))
+    }
+    fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Value, E> {
+        Ok(Value::Bytes(ByteBuf::from(v)))
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::None)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Token::deserialize(d).map(Value::Proxy)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(x) = a.next_element()? {
+            v.push(x);
+        }
+        Ok(Value::List(v))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut a: A) -> Result<Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(kv) = a.next_entry()? {
+            v.push(kv);
+        }
+        Ok(Value::Dict(v))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// T -> Value
+
+/// The error of [`to_value`] / [`from_value`].
+#[derive(Debug)]
+pub struct ValueError(String);
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ValueError {}
+impl ser::Error for ValueError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        ValueError(msg.to_string())
+    }
+}
+impl de::Error for ValueError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        ValueError(msg.to_string())
+    }
+}
+
+struct ValueSerializer;
+
+type VResult = Result<Value, ValueError>;
+
+struct SeqSer {
+    items: Vec<Value>,
+    tuple: bool,
+    variant: Option<&'static str>,
+}
+
+struct MapSer {
+    items: Vec<(Value, Value)>,
+    key: Option<Value>,
+    variant: Option<&'static str>,
+}
+
+fn wrap(variant: Option<&'static str>, v: Value) -> Value {
+    match variant {
+        Some(n) => Value::Variant(n.to_string(), Some(Box::new(v))),
+        None => v,
+    }
+}
+
+impl Serializer for ValueSerializer {
+    type Ok = Value;
+    type Error = ValueError;
+    type SerializeSeq = SeqSer;
+    type SerializeTuple = SeqSer;
+    type SerializeTupleStruct = SeqSer;
+    type SerializeTupleVariant = SeqSer;
+    type SerializeMap = MapSer;
+    type SerializeStruct = MapSer;
+    type SerializeStructVariant = MapSer;
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+    fn serialize_bool(self, v: bool) -> VResult {
+        Ok(Value::Bool(v))
+    }
+    fn serialize_i8(self, v: i8) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i16(self, v: i16) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i32(self, v: i32) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i64(self, v: i64) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_i128(self, v: i128) -> VResult {
+        Ok(Value::Int(v))
+    }
+    fn serialize_u8(self, v: u8) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u16(self, v: u16) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u32(self, v: u32) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u64(self, v: u64) -> VResult {
+        Ok(Value::Int(v.into()))
+    }
+    fn serialize_u128(self, v: u128) -> VResult {
+        i128::try_from(v)
+            .map(Value::Int)
+            .map_err(|_| ValueError(format!("{v} is too large")))
+    }
+    fn serialize_f32(self, v: f32) -> VResult {
+        Ok(Value::Float(v.into()))
+    }
+    fn serialize_f64(self, v: f64) -> VResult {
+        Ok(Value::Float(v))
+    }
+    fn serialize_char(self, v: char) -> VResult {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn serialize_str(self, v: &str) -> VResult {
+        Ok(Value::Str(v.to_string()))
+    }
+    fn serialize_bytes(self, v: &[u8]) -> VResult {
+        Ok(Value::Bytes(ByteBuf::from(v.to_vec())))
+    }
+    fn serialize_none(self) -> VResult {
+        Ok(Value::None)
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> VResult {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> VResult {
+        Ok(Value::None)
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> VResult {
+        Ok(Value::None)
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> VResult {
+        Ok(Value::Variant(variant.to_string(), None))
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(self, name: &'static str, v: &T) -> VResult {
+        if name == PROXY_MAGIC {
+            let inner = v.serialize(ValueSerializer)?;
+            return Token::deserialize(inner).map(Value::Proxy);
+        }
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> VResult {
+        Ok(wrap(Some(variant), v.serialize(ValueSerializer)?))
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<SeqSer, ValueError> {
+        Ok(SeqSer {
+            items: Vec::with_capacity(len.unwrap_or(0).min(4096)),
+            tuple: false,
+            variant: None,
+        })
+    }
+    fn serialize_tuple(self, len: usize) -> Result<SeqSer, ValueError> {
+        Ok(SeqSer {
+            items: Vec::with_capacity(len.min(4096)),
+            tuple: true,
+            variant: None,
+        })
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<SeqSer, ValueError> {
+        self.serialize_tuple(len)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<SeqSer, ValueError> {
+        Ok(SeqSer {
+            items: Vec::with_capacity(len.min(4096)),
+            tuple: true,
+            variant: Some(variant),
+        })
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<MapSer, ValueError> {
+        Ok(MapSer {
+            items: Vec::new(),
+            key: None,
+            variant: None,
+        })
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<MapSer, ValueError> {
+        self.serialize_map(None)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<MapSer, ValueError> {
+        Ok(MapSer {
+            items: Vec::new(),
+            key: None,
+            variant: Some(variant),
+        })
+    }
+}
+
+impl SeqSer {
+    fn push<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ValueError> {
+        self.items.push(v.serialize(ValueSerializer)?);
+        Ok(())
+    }
+    fn done(self) -> VResult {
+        let v = if self.tuple {
+            Value::Tuple(self.items)
+        } else {
+            Value::List(self.items)
+        };
+        Ok(wrap(self.variant, v))
+    }
+}
+
+macro_rules! seq_impl {
+    ($($tr:ident :: $m:ident),*) => {$(
+        impl ser::$tr for SeqSer {
+            type Ok = Value;
+            type Error = ValueError;
+            fn $m<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ValueError> {
+                self.push(v)
+            }
+            fn end(self) -> VResult {
+                self.done()
+            }
+        }
+    )*};
+}
+seq_impl!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+impl ser::SerializeMap for MapSer {
+    type Ok = Value;
+    type Error = ValueError;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, k: &T) -> Result<(), ValueError> {
+        self.key = Some(k.serialize(ValueSerializer)?);
+        Ok(())
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), ValueError> {
+        let k = self
+            .key
+            .take()
+            .ok_or_else(|| ValueError("map value without a key".into()))?;
+        self.items.push((k, v.serialize(ValueSerializer)?));
+        Ok(())
+    }
+    fn end(self) -> VResult {
+        Ok(wrap(self.variant, Value::Dict(self.items)))
+    }
+}
+
+impl MapSer {
+    fn field<T: Serialize + ?Sized>(&mut self, k: &'static str, v: &T) -> Result<(), ValueError> {
+        self.items
+            .push((Value::Str(k.to_string()), v.serialize(ValueSerializer)?));
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for MapSer {
+    type Ok = Value;
+    type Error = ValueError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        k: &'static str,
+        v: &T,
+    ) -> Result<(), ValueError> {
+        self.field(k, v)
+    }
+    fn end(self) -> VResult {
+        Ok(wrap(self.variant, Value::Dict(self.items)))
+    }
+}
+
+impl ser::SerializeStructVariant for MapSer {
+    type Ok = Value;
+    type Error = ValueError;
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        k: &'static str,
+        v: &T,
+    ) -> Result<(), ValueError> {
+        self.field(k, v)
+    }
+    fn end(self) -> VResult {
+        Ok(wrap(self.variant, Value::Dict(self.items)))
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Value -> T
+
+impl<'de> IntoDeserializer<'de, ValueError> for Value {
+    type Deserializer = Value;
+    fn into_deserializer(self) -> Value {
+        self
+    }
+}
+
+struct SeqDe(std::vec::IntoIter<Value>);
+
+impl<'de> de::SeqAccess<'de> for SeqDe {
+    type Error = ValueError;
+    fn next_element_seed<T: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, ValueError> {
+        match self.0.next() {
+            Some(v) => seed.deserialize(v).map(Some),
+            None => Ok(None),
+        }
+    }
+    fn size_hint(&self) -> Option<usize> {
+        Some(self.0.len())
+    }
+}
+
+struct MapDe {
+    it: std::vec::IntoIter<(Value, Value)>,
+    value: Option<Value>,
+}
+
+impl<'de> de::MapAccess<'de> for MapDe {
+    type Error = ValueError;
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, ValueError> {
+        match self.it.next() {
+            Some((k, v)) => {
+                self.value = Some(v);
+                seed.deserialize(k).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, ValueError> {
+        seed.deserialize(self.value.take().unwrap_or_default())
+    }
+}
+
+struct EnumDe {
+    name: String,
+    content: Option<Value>,
+}
+
+impl<'de> de::EnumAccess<'de> for EnumDe {
+    type Error = ValueError;
+    type Variant = VariantDe;
+    fn variant_seed<V: de::DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, VariantDe), ValueError> {
+        let v = seed.deserialize(Value::Str(self.name))?;
+        Ok((v, VariantDe(self.content)))
+    }
+}
+
+struct VariantDe(Option<Value>);
+
+impl<'de> de::VariantAccess<'de> for VariantDe {
+    type Error = ValueError;
+    fn unit_variant(self) -> Result<(), ValueError> {
+        Ok(())
+    }
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, ValueError> {
+        seed.deserialize(self.0.unwrap_or_default())
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, v: V) -> Result<V::Value, ValueError> {
+        self.0.unwrap_or_default().deserialize_any(v)
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        self.0.unwrap_or_default().deserialize_any(v)
+    }
+}
+
+impl<'de> Deserializer<'de> for Value {
+    type Error = ValueError;
+
+    fn is_human_readable(&self) -> bool {
+        true
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::None => v.visit_unit(),
+            Value::Bool(b) => v.visit_bool(b),
+            Value::Int(i) => {
+                if let Ok(x) = i64::try_from(i) {
+                    v.visit_i64(x)
+                } else if let Ok(x) = u64::try_from(i) {
+                    v.visit_u64(x)
+                } else {
+                    v.visit_i128(i)
+                }
+            }
+            Value::Float(f) => v.visit_f64(f),
+            Value::Str(s) => v.visit_string(s),
+            Value::Bytes(b) => v.visit_byte_buf(b.into_vec()),
+            Value::List(items) | Value::Tuple(items) => v.visit_seq(SeqDe(items.into_iter())),
+            Value::Dict(items) => v.visit_map(MapDe {
+                it: items.into_iter(),
+                value: None,
+            }),
+            Value::Variant(_, Some(c)) => c.deserialize_any(v),
+            Value::Variant(n, None) => v.visit_string(n),
+            Value::Proxy(t) => v.visit_newtype_struct(token_value(&t)?),
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        match self {
+            Value::None => v.visit_none(),
+            other => v.visit_some(other),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, v: V) -> Result<V::Value, ValueError> {
+        v.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        v.visit_unit()
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        match self {
+            Value::Proxy(t) if name == PROXY_MAGIC => v.visit_newtype_struct(token_value(&t)?),
+            other if name == PROXY_MAGIC => Err(ValueError(format!(
+                "expected a proxy, found {}",
+                other.type_name()
+            ))),
+            other => v.visit_newtype_struct(other),
+        }
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        v: V,
+    ) -> Result<V::Value, ValueError> {
+        match self {
+            Value::Variant(name, content) => v.visit_enum(EnumDe {
+                name,
+                content: content.map(|b| *b),
+            }),
+            Value::Str(name) => v.visit_enum(EnumDe {
+                name,
+                content: None,
+            }),
+            Value::Dict(mut items) if items.len() == 1 => {
+                let (k, c) = items.remove(0);
+                match k {
+                    Value::Str(name) => v.visit_enum(EnumDe {
+                        name,
+                        content: Some(c),
+                    }),
+                    other => Err(ValueError(format!(
+                        "expected an enum variant name, found {}",
+                        other.type_name()
+                    ))),
+                }
+            }
+            other => Err(ValueError(format!(
+                "expected an enum, found {}",
+                other.type_name()
+            ))),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+/// A token as the natural-form value its `Deserialize` reads.
+fn token_value(t: &Token) -> Result<Value, ValueError> {
+    t.serialize(ValueSerializer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Serialize;
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq, Clone)]
+    enum Key {
+        I(i64),
+        S(String),
+        F(f64),
+        Unit,
+    }
+
+    #[derive(Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct P {
+        x: i32,
+        name: String,
+        tags: Vec<u8>,
+        o: Option<bool>,
+    }
+
+    #[test]
+    fn round_trips() {
+        let p = P {
+            x: -3,
+            name: "n".into(),
+            tags: vec![1, 2],
+            o: Some(true),
+        };
+        let v = to_value(&p).unwrap();
+        assert_eq!(
+            v.repr(),
+            "{'x': -3, 'name': 'n', 'tags': [1, 2], 'o': True}"
+        );
+        assert_eq!(from_value::<P>(v).unwrap(), p);
+        let keys = vec![Key::I(1), Key::S("2".into()), Key::F(0.25), Key::Unit];
+        let v = to_value(&keys).unwrap();
+        assert_eq!(v.repr(), "[1, '2', 0.25, Unit]");
+        let wire = crate::codec::encode(&v).unwrap();
+        let back: Value = crate::codec::decode(&wire).unwrap();
+        assert_eq!(from_value::<Vec<Key>>(back).unwrap(), keys);
+        let m: BTreeMap<String, (u8, f32)> = [("a".to_string(), (1, 2.5))].into();
+        assert_eq!(to_value(&m).unwrap().repr(), "{'a': (1, 2.5)}");
+        assert_eq!(
+            from_value::<BTreeMap<String, (u8, f32)>>(to_value(&m).unwrap()).unwrap(),
+            m
+        );
+        assert!(from_value::<u8>(Value::Int(300)).is_err());
+        assert!(from_value::<String>(Value::Int(3)).is_err());
+        assert_eq!(Value::from(1.0).repr(), "1.0");
+        assert_eq!(Value::from("it's").repr(), "\"it's\"");
+        assert!(Value::from(1).py_eq(&Value::from(1.0)));
+        assert!(Value::from(1).py_cmp(&Value::from("a")).is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let mut v = Value::None;
+        for _ in 0..300 {
+            v = Value::List(vec![v]);
+        }
+        let wire = crate::codec::encode(&v).unwrap();
+        assert!(crate::codec::decode::<Value>(&wire).is_err());
+        // the depth count is back to zero afterwards
+        let ok = crate::codec::encode(&Value::List(vec![Value::None])).unwrap();
+        assert!(crate::codec::decode::<Value>(&ok).is_ok());
+    }
+}

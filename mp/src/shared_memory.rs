@@ -907,7 +907,9 @@ impl<T: ShareableItem> ShareableList<T> {
             Error::Codec(format!("{name:?} does not hold a valid ShareableList: {what}").into())
         };
         let n = i64::from_ne_bytes(m.load8(0)?);
-        let max = shm.size / 8;
+        // each item takes at least an offset, a format and a code (17 bytes) beside
+        // the length and the end offset: a larger count cannot be true
+        let max = shm.size.saturating_sub(16) / 17;
         let n = match usize::try_from(n) {
             Ok(n) if n <= max => n,
             _ => return Err(corrupt(format!("length {n}"))),

@@ -508,3 +508,49 @@ fn a_foreign_writer_cannot_make_a_bool_invalid() {
     python_overwrites(&bytes2, &[(9, 3)]);
     assert_eq!(val.lock()[9] as u8, 1);
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, mp::Shared)]
+#[repr(u8)]
+enum Shade {
+    Dark = 0,
+    Light = 1,
+    Glow = 7,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, mp::Shared)]
+#[repr(C)]
+struct Lamp {
+    id: u64,
+    on: bool,
+    shade: Shade,
+    tag: [u8; 6],
+}
+
+#[test]
+fn a_foreign_writer_cannot_make_a_derived_type_invalid() {
+    let lamp = Lamp {
+        id: 0x1122_3344_5566_7788,
+        on: true,
+        shade: Shade::Glow,
+        tag: [0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6],
+    };
+    let mut bytes = lamp.id.to_ne_bytes().to_vec();
+    bytes.extend([1, 7, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6]);
+    let v = Value::new(lamp).unwrap();
+    // a bool field of a derived struct is repaired like a plain bool
+    python_overwrites(&bytes, &[(8, 2)]);
+    let got = v.get();
+    assert_eq!(got.on as u8, 1);
+    assert_eq!(got, lamp);
+    // an enum field holding no discriminant is refused, never read as a `Shade`
+    v.set(lamp);
+    python_overwrites(&bytes, &[(9, 5)]);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| v.get()));
+    let msg = r.expect_err("an invalid discriminant must not be read");
+    let msg = msg.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.contains("not a valid"), "{msg}");
+    // a valid write makes it readable again
+    v.set(lamp);
+    assert_eq!(v.get().shade, Shade::Glow);
+    assert_eq!(Shade::Dark as u8 + Shade::Light as u8, 1);
+}

@@ -104,6 +104,8 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
             };
             let mut errors: Option<syn::Error> = None;
             let mut checks = Vec::new();
+            let mut repairs = Vec::new();
+            let mut checked = Vec::new();
             for (i, f) in fields.iter().enumerate() {
                 let fname = f
                     .ident
@@ -121,8 +123,27 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                     continue;
                 }
                 let ty = &f.ty;
-                checks.push(quote_spanned! {ty.span()=>
-                    ::mp::sharedctypes::__assert_shm_safe::<#ty>();
+                let check = quote_spanned! {ty.span()=>
+                    ::mp::sharedctypes::__assert_shm_safe::<#ty>()
+                };
+                checks.push(quote!(#check;));
+                let member: syn::Member = match &f.ident {
+                    Some(id) => syn::Member::Named(id.clone()),
+                    None => syn::Member::Unnamed(syn::Index::from(i)),
+                };
+                checked.push(check);
+                // through a local copy: a packed struct's field may be unaligned
+                repairs.push(quote! {
+                    let f = ::core::ptr::addr_of_mut!((*p).#member).cast::<u8>();
+                    let mut tmp = ::core::mem::MaybeUninit::<#ty>::uninit();
+                    let n = ::core::mem::size_of::<#ty>();
+                    ::core::ptr::copy_nonoverlapping(f, tmp.as_mut_ptr().cast::<u8>(), n);
+                    let ok = (&::mp::sharedctypes::__Field::<#ty>::new())
+                        .__repair_field(tmp.as_mut_ptr());
+                    ::core::ptr::copy_nonoverlapping(tmp.as_ptr().cast::<u8>(), f, n);
+                    if !ok {
+                        return false;
+                    }
                 });
             }
             if let Some(e) = errors {
@@ -132,8 +153,26 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                 const _: () = {
                     #(#checks)*
                 };
-                // SAFETY: #[repr(C)], every field ShmSafe (checked above).
-                unsafe impl ::mp::sharedctypes::ShmSafe for #name {}
+                // SAFETY: #[repr(C)], every field ShmSafe (checked above); a field with
+                // invalid bit patterns is repaired through its own `__repair`.
+                unsafe impl ::mp::sharedctypes::ShmSafe for #name {
+                    const __CHECKED: bool = false #(|| #checked)*;
+                    #[inline]
+                    #[allow(unused_unsafe, unused_variables, unused_imports)]
+                    unsafe fn __repair(p: *mut Self) -> bool {
+                        use ::mp::sharedctypes::{__NoRepairField as _, __RepairField as _};
+                        if !<Self as ::mp::sharedctypes::ShmSafe>::__CHECKED {
+                            return true;
+                        }
+                        // SAFETY: `p` is valid and aligned for a `Self` (the caller's
+                        // contract), so each field's bytes are valid for reads and writes;
+                        // each is repaired in an aligned local copy.
+                        unsafe {
+                            #(#repairs)*
+                        }
+                        true
+                    }
+                }
             })
         }
         Data::Enum(e) => {
@@ -172,9 +211,24 @@ pub fn expand(item: TokenStream) -> syn::Result<TokenStream> {
                     ),
                 ));
             }
+            let repr = reprs
+                .iter()
+                .find(|r| INT_REPRS.iter().any(|i| *r == i))
+                .expect("checked above");
+            let variants = e.variants.iter().map(|v| &v.ident);
             Ok(quote! {
-                // SAFETY: field-less, fixed integer repr, zero is a variant.
-                unsafe impl ::mp::sharedctypes::ShmSafe for #name {}
+                // SAFETY: field-less, fixed integer repr, zero is a variant; bytes another
+                // process wrote are checked against the discriminants before a read.
+                unsafe impl ::mp::sharedctypes::ShmSafe for #name {
+                    const __CHECKED: bool = true;
+                    #[inline]
+                    unsafe fn __repair(p: *mut Self) -> bool {
+                        // SAFETY: `p` is valid and aligned for a `Self`, whose layout is
+                        // its integer repr; read as that integer, never as `Self`.
+                        let v = unsafe { ::core::ptr::read_volatile(p.cast::<#repr>()) };
+                        false #(|| v == #name::#variants as #repr)*
+                    }
+                }
             })
         }
         Data::Union(_) => Err(syn::Error::new(

@@ -66,11 +66,11 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 /// `c_bool` do, never as an invalid `bool`. A received handle must name the type it was
 /// created with (see [`RawValue`]'s "Type checks").
 ///
-/// Not yet checked against a foreign writer: the fields of `#[derive(mp::Shared)]`
-/// types (a `bool` field, a field-less enum's discriminant). Between `mp` processes they
-/// are safe (the type check refuses a handle received as another type, and `mp` only
-/// stores valid values); a non-`mp` writer (Python ctypes) must store valid values in
-/// them. The derive will emit the per-field checks that `bool` and arrays have.
+/// `#[derive(mp::Shared)]` types are checked the same way: a struct's `bool` fields
+/// (and those of nested derived structs and arrays) are repaired, and a field-less
+/// enum's bytes must hold one of its discriminants, or the read panics with "not a valid"
+/// instead of producing an invalid enum. A struct of plain numbers has nothing to check
+/// and costs nothing.
 ///
 /// # Safety
 /// The type must be `Sized`, contain no pointers or references (nor anything owning heap
@@ -146,9 +146,57 @@ unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {
     }
 }
 
-/// Compile-time check emitted by `#[derive(mp::Shared)]` for every field type.
+/// Compile-time check emitted by `#[derive(mp::Shared)]` for every field type; also
+/// gives the field's [`ShmSafe::__CHECKED`] (one function, so that a field that is not
+/// `ShmSafe` is reported once).
 #[doc(hidden)]
-pub const fn __assert_shm_safe<T: ShmSafe>() {}
+pub const fn __assert_shm_safe<T: ShmSafe>() -> bool {
+    T::__CHECKED
+}
+
+/// Repairs one field of a `#[derive(mp::Shared)]` struct (autoref specialisation: a
+/// field type that is not `ShmSafe` is already a compile error at the field, reported
+/// once by [`__assert_shm_safe`]; the fallback only keeps this from adding another).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct __Field<T>(std::marker::PhantomData<T>);
+
+impl<T> __Field<T> {
+    #[doc(hidden)]
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        __Field(std::marker::PhantomData)
+    }
+}
+
+#[doc(hidden)]
+pub trait __RepairField<T> {
+    /// # Safety
+    /// As [`ShmSafe::__repair`].
+    unsafe fn __repair_field(&self, p: *mut T) -> bool;
+}
+
+impl<T: ShmSafe> __RepairField<T> for __Field<T> {
+    #[inline]
+    unsafe fn __repair_field(&self, p: *mut T) -> bool {
+        // SAFETY: the caller's contract is `__repair`'s.
+        !T::__CHECKED || unsafe { T::__repair(p) }
+    }
+}
+
+#[doc(hidden)]
+pub trait __NoRepairField<T> {
+    /// # Safety
+    /// As [`ShmSafe::__repair`].
+    unsafe fn __repair_field(&self, p: *mut T) -> bool;
+}
+
+impl<T> __NoRepairField<T> for &__Field<T> {
+    #[inline]
+    unsafe fn __repair_field(&self, _: *mut T) -> bool {
+        true
+    }
+}
 
 fn check_layout<T>() -> Result<()> {
     if std::mem::align_of::<T>() > 16 {

@@ -298,3 +298,126 @@ fn a_process_killed_holding_the_queue_lock_leaves_the_queue_usable() {
         }
     });
 }
+
+// ------------------------------------------------- item 4: locks across fork, atfork
+
+#[test]
+fn a_foreign_fork_does_not_let_parent_and_child_carve_the_same_memory() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    let _warm = mp::heap::Block::new(16).unwrap(); // an arena is being carved
+    let (mut r1, mut w1) = std::io::pipe().unwrap();
+    let (mut r2, mut w2) = std::io::pipe().unwrap();
+    // SAFETY: the child only allocates a block, talks through two pipes and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mine = mp::heap::Block::new(16).unwrap();
+        mine.atomic_u32(0).store(0xC41D, SeqCst);
+        let _ = w1.write_all(&[1]);
+        let mut b = [0u8; 1];
+        let _ = r2.read_exact(&mut b);
+        let intact = mine.atomic_u32(0).load(SeqCst) == 0xC41D;
+        // SAFETY: ends the forked child at once.
+        unsafe { libc::_exit(if intact { 0 } else { 1 }) };
+    }
+    drop((w1, r2));
+    let mut b = [0u8; 1];
+    r1.read_exact(&mut b).unwrap();
+    // allocated after the child's: must be other memory (a shared block is zeroed and
+    // then written here: the child would see its marker gone)
+    let ours = mp::heap::Block::new(16).unwrap();
+    ours.atomic_u32(0).store(0xBA5E, SeqCst);
+    w2.write_all(&[1]).unwrap();
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "parent and child carved the same memory"
+    );
+}
+
+#[test]
+fn forking_while_another_thread_allocates_does_not_deadlock_the_child() {
+    let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // allocate and free: the allocator's lock is held much of the time
+                let v: Vec<_> = (0..64).map(|_| mp::Lock::new().unwrap()).collect();
+                drop(v);
+            }
+        })
+    };
+    let mut stuck = 0;
+    for _ in 0..40 {
+        let p = mp::Process::from_closure(|| {
+            let l = mp::Lock::new().unwrap();
+            assert!(l.try_acquire());
+        })
+        .with_context(ctx);
+        p.start().unwrap();
+        p.join_timeout(Duration::from_secs(10)).unwrap();
+        if p.exitcode() != Some(0) {
+            stuck += 1;
+            let _ = p.kill();
+            let _ = p.join_timeout(LONG);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hammer.join().unwrap();
+    assert_eq!(
+        stuck, 0,
+        "children forked while the allocator was busy got stuck"
+    );
+}
+
+// ------------------------------------------------- item 3: a forked child's queue state
+
+type Big = (u32, u32, mp::codec::ByteBuf);
+
+#[test]
+fn a_forked_child_starts_with_its_own_queue_buffer() {
+    let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
+    let q: mp::Queue<Big> = ctx.queue().unwrap();
+    let payload = mp::codec::ByteBuf::from(vec![7u8; 60 * 1024]);
+    // more than the ring holds: the rest waits in this process's feeder buffer
+    let ours = 40u32;
+    for i in 0..ours {
+        q.put((0, i, payload.clone())).unwrap();
+    }
+    assert!(q.qsize() > 20, "items are buffered: {}", q.qsize());
+    let qc = q.clone();
+    let pc = payload.clone();
+    let p = mp::Process::from_closure(move || {
+        for i in 0..3 {
+            qc.put((1, i, pc.clone())).unwrap();
+        }
+        // exiting flushes the child's own buffer (the ring is full: this waits for
+        // the parent to read)
+    })
+    .with_context(ctx);
+    p.start().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let t = Instant::now();
+    while seen.len() < ours as usize + 3 {
+        match q.get_timeout(Duration::from_secs(5)) {
+            Ok((who, i, _)) => assert!(seen.insert((who, i)), "item ({who}, {i}) delivered twice"),
+            Err(mp::Error::Empty) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(t.elapsed() < LONG);
+    }
+    p.join_timeout(LONG).unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    for i in 0..3 {
+        assert!(seen.contains(&(1, i)), "the child's item {i} was lost");
+    }
+    assert_eq!(seen.len(), ours as usize + 3);
+    assert!(q.try_get().is_err(), "nothing more (no duplicates)");
+}

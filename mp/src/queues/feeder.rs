@@ -46,7 +46,7 @@ impl Core {
         // for room (it frees some with every get) before handing the item to the
         // feeder thread, whose wake-ups would slow both sides to a crawl.
         let mut spun = false;
-        while self.local.pending_len.load(Acquire) == 0 {
+        while self.local().pending_len.load(Acquire) == 0 {
             match self.ring.push_once(&e, dl)? {
                 Pushed::Done => {
                     e.recycle();
@@ -61,14 +61,14 @@ impl Core {
             }
             spun = true;
         }
-        let mut pending = lock(&self.local.pending);
+        let mut pending = lock(&self.local().pending);
         pending.push_back(e);
-        self.local.pending_len.fetch_add(1, AcqRel);
+        self.local().pending_len.fetch_add(1, AcqRel);
         drop(pending);
         // move what fits now (keeps this producer's order: the buffer drains from the
         // front); the feeder thread takes over only while the ring stays full
         self.drain_pending();
-        if self.local.pending_len.load(Acquire) > 0 {
+        if self.local().pending_len.load(Acquire) > 0 {
             self.start_feeder();
         }
         Ok(())
@@ -77,7 +77,7 @@ impl Core {
     /// Moves buffered items into the ring, as many as fit, under one lock acquisition.
     /// Returns the ring size of the first item still buffered, if any.
     fn drain_pending(&self) -> Option<usize> {
-        let mut pending = lock(&self.local.pending);
+        let mut pending = lock(&self.local().pending);
         if pending.is_empty() {
             return None;
         }
@@ -94,7 +94,7 @@ impl Core {
             if let Some(e) = pending.pop_front() {
                 e.recycle();
             }
-            self.local.pending_len.fetch_sub(1, AcqRel);
+            self.local().pending_len.fetch_sub(1, AcqRel);
             moved += 1;
         }
         self.ring.unlock();
@@ -105,20 +105,20 @@ impl Core {
     }
 
     fn start_feeder(self: &Arc<Self>) {
-        let pending = lock(&self.local.pending);
-        if pending.is_empty() || self.local.feeder_active.load(Acquire) {
+        let pending = lock(&self.local().pending);
+        if pending.is_empty() || self.local().feeder_active.load(Acquire) {
             return;
         }
-        self.local.feeder_active.store(true, Release);
+        self.local().feeder_active.store(true, Release);
         drop(pending);
-        let mut feeder = lock(&self.local.feeder);
+        let mut feeder = lock(&self.local().feeder);
         if let Some(old) = feeder.take() {
             let _ = old.join(); // it has stopped (or is stopping): it cleared feeder_active
         }
         let core = self.clone();
         *feeder = Some(std::thread::spawn(move || core.feed()));
         drop(feeder);
-        if !self.local.hook_installed.swap(true, AcqRel) {
+        if !self.local().hook_installed.swap(true, AcqRel) {
             let weak = Arc::downgrade(self);
             crate::util::register_exit_hook(0, move || {
                 if let Some(core) = weak.upgrade() {
@@ -131,18 +131,18 @@ impl Core {
     /// The feeder thread: moves buffered items into the ring, in order, in batches.
     fn feed(&self) {
         loop {
-            if self.local.cancel_join.load(Acquire) && self.local.closed.load(Acquire) {
-                let mut pending = lock(&self.local.pending);
-                self.local.pending_len.fetch_sub(pending.len(), AcqRel);
+            if self.local().cancel_join.load(Acquire) && self.local().closed.load(Acquire) {
+                let mut pending = lock(&self.local().pending);
+                self.local().pending_len.fetch_sub(pending.len(), AcqRel);
                 pending.clear(); // cancelled: drop what is left
             }
             let Some(size) = self.drain_pending() else {
-                let pending = lock(&self.local.pending);
+                let pending = lock(&self.local().pending);
                 if !pending.is_empty() {
                     continue; // a producer buffered another item meanwhile
                 }
-                self.local.feeder_active.store(false, Release);
-                self.local.drained.notify_all();
+                self.local().feeder_active.store(false, Release);
+                self.local().drained.notify_all();
                 return;
             };
             if !futex::spin_until(Deadline::Never, || self.ring.has_room(size)) {
@@ -153,25 +153,25 @@ impl Core {
 
     /// Waits until this process's buffered items are in the ring.
     pub(super) fn join_feeder(&self) {
-        let mut pending = lock(&self.local.pending);
+        let mut pending = lock(&self.local().pending);
         while !pending.is_empty() {
             pending = self
-                .local
+                .local()
                 .drained
                 .wait(pending)
                 .unwrap_or_else(|p| p.into_inner());
         }
         drop(pending);
-        if let Some(h) = lock(&self.local.feeder).take() {
+        if let Some(h) = lock(&self.local().feeder).take() {
             let _ = h.join();
         }
     }
 
     /// At exit: flush the buffer unless cancelled (CPython's `_finalize_join`).
     pub(super) fn finalize(&self) {
-        if self.local.cancel_join.load(Acquire) {
-            let mut pending = lock(&self.local.pending);
-            self.local.pending_len.fetch_sub(pending.len(), AcqRel);
+        if self.local().cancel_join.load(Acquire) {
+            let mut pending = lock(&self.local().pending);
+            self.local().pending_len.fetch_sub(pending.len(), AcqRel);
             pending.clear();
             return;
         }

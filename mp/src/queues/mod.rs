@@ -73,6 +73,7 @@ mod feeder;
 mod ring;
 
 use crate::error::{Error, Result};
+use crate::popen_fork::ForkLocal;
 use crate::synchronize::futex::{self, Deadline};
 use feeder::Local;
 use ring::{decode_recycle, Encoded, Ring, RING};
@@ -86,18 +87,25 @@ use std::time::Duration;
 
 pub use ring::INLINE_MAX;
 
-/// A queue as this process holds it: the shared ring and this process's own state.
+/// A queue as this process holds it: the shared ring and this process's own state
+/// (fresh in a forked child: the parent's buffered items and feeder are the parent's).
 struct Core {
     ring: Ring,
-    local: Local,
+    local: ForkLocal<Local>,
 }
 
 impl Core {
     fn create(maxsize: usize, ring: usize) -> Result<Arc<Core>> {
         Ok(Arc::new(Core {
             ring: Ring::create(maxsize, ring)?,
-            local: Local::default(),
+            local: ForkLocal::new(),
         }))
+    }
+
+    /// This process's state of the queue.
+    #[inline]
+    fn local(&self) -> &Local {
+        self.local.get()
     }
 
     fn maxsize(&self) -> usize {
@@ -109,7 +117,7 @@ impl Core {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.local.closed.load(Acquire) {
+        if self.local().closed.load(Acquire) {
             Err(Error::invalid("Queue is closed"))
         } else {
             Ok(())
@@ -172,7 +180,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
         Ok(Queue {
             core: Arc::new(Core {
                 ring,
-                local: Local::default(),
+                local: ForkLocal::new(),
             }),
             _t: PhantomData,
         })
@@ -250,7 +258,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// `qsize()`: the approximate number of items (in the queue, plus those this
     /// process's feeder has not yet moved in).
     pub fn qsize(&self) -> usize {
-        self.core.count() + self.core.local.pending_len.load(Acquire)
+        self.core.count() + self.core.local().pending_len.load(Acquire)
     }
 
     /// `empty()`: whether the queue holds no item (approximate, as in Python).
@@ -273,14 +281,14 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// flushed by the feeder. Later `put`/`get` through this process's handles give
     /// [`Error::InvalidState`]. Other processes are not affected.
     pub fn close(&self) -> Result<()> {
-        self.core.local.closed.store(true, Release);
+        self.core.local().closed.store(true, Release);
         Ok(())
     }
 
     /// `join_thread()`: waits until the items this process put are all in the queue
     /// (the feeder has flushed its buffer). Only after [`close`](Self::close).
     pub fn join_thread(&self) -> Result<()> {
-        if !self.core.local.closed.load(Acquire) {
+        if !self.core.local().closed.load(Acquire) {
             return Err(Error::invalid("Queue.join_thread() called before close()"));
         }
         self.core.join_feeder();
@@ -290,7 +298,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// `cancel_join_thread()`: at exit, do not wait for buffered items to reach the
     /// queue (they are dropped). Needed only when the ring is full and nobody reads.
     pub fn cancel_join_thread(&self) {
-        self.core.local.cancel_join.store(true, Release);
+        self.core.local().cancel_join.store(true, Release);
     }
 }
 

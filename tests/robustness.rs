@@ -421,3 +421,87 @@ fn a_forked_child_starts_with_its_own_queue_buffer() {
     assert_eq!(seen.len(), ours as usize + 3);
     assert!(q.try_get().is_err(), "nothing more (no duplicates)");
 }
+
+// ------------------------------------------------- item 2: the feeder
+
+/// CPU time this process has used (user + system).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[test]
+fn a_full_side_channel_is_waited_out_asleep_and_loses_nothing() {
+    // every item carries a handle, so every put sends a descriptor on the queue's side
+    // channel; nobody reads for a while, so the channel's socket buffer fills while
+    // the ring still has plenty of room
+    let q: mp::Queue<(u32, mp::Event)> = mp::Queue::new().unwrap();
+    let e = mp::Event::new().unwrap();
+    let n = 3000u32;
+    for i in 0..n {
+        q.put((i, e.clone())).unwrap();
+    }
+    // the producer side (this process's feeder) must now sleep, not spin
+    let before = cpu_time();
+    std::thread::sleep(Duration::from_millis(600));
+    let burnt = cpu_time() - before;
+    assert!(
+        burnt < Duration::from_millis(250),
+        "the blocked feeder burnt {burnt:?} of CPU in 600 ms"
+    );
+    // and every item put is delivered, in order
+    for i in 0..n {
+        let (got, _) = q.get_timeout(LONG).unwrap();
+        assert_eq!(got, i);
+    }
+    q.close().unwrap();
+    within(LONG, "join_thread", move || q.join_thread().unwrap());
+}
+
+// ------------------------------------------------- smaller: blocked putters sleep
+
+/// Voluntary context switches of the main thread of `pid` so far.
+fn sleeps_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[mp::task]
+fn put_into_full(q: mp::Queue<u32>, ready: mp::Event) {
+    ready.set();
+    q.put_timeout(2, Duration::from_secs(20)).unwrap();
+}
+
+#[test]
+fn a_putter_blocked_on_a_full_bounded_queue_sleeps_until_woken() {
+    for_each_method(|ctx| {
+        let q = ctx.queue_with_maxsize::<u32>(1).unwrap();
+        q.put(1).unwrap();
+        let ready = ctx.event().unwrap();
+        let p = ctx.process(put_into_full, (q.clone(), ready.clone()));
+        p.start().unwrap();
+        assert!(ready.wait(Some(LONG)));
+        let pid = p.pid().unwrap();
+        until_asleep(pid);
+        let before = sleeps_of(pid);
+        std::thread::sleep(Duration::from_millis(500));
+        let woke = sleeps_of(pid) - before;
+        assert!(woke < 20, "a blocked putter woke {woke} times in 500 ms");
+        assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+        assert_eq!(
+            q.get_timeout(LONG).unwrap(),
+            2,
+            "and the first get wakes it"
+        );
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    });
+}

@@ -123,6 +123,12 @@ impl Core {
             Ok(())
         }
     }
+
+    /// Before a put: closed, or an earlier buffered item failed for good.
+    fn check_put(&self) -> Result<()> {
+        self.check_open()?;
+        self.take_failure()
+    }
 }
 
 fn deadline(timeout: Duration) -> Deadline {
@@ -204,7 +210,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// `put(item)`: never blocks on an unbounded queue; waits for room on a bounded one.
     /// [`Error::InvalidState`] after [`close`](Self::close).
     pub fn put(&self, item: T) -> Result<()> {
-        self.core.check_open()?;
+        self.core.check_put()?;
         let e = Encoded::new(&item)?;
         drop(item);
         if self.core.maxsize() == 0 {
@@ -216,7 +222,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// `put(item, block=False)`: [`Error::Full`] if a bounded queue has no room.
     pub fn try_put(&self, item: T) -> Result<()> {
-        self.core.check_open()?;
+        self.core.check_put()?;
         let e = Encoded::new(&item)?;
         if self.core.maxsize() == 0 {
             return self.core.put_nowait_unbounded(e, Deadline::Now);
@@ -226,7 +232,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// `put(item, timeout=t)`: [`Error::Full`] if a bounded queue had no room in time.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.core.check_open()?;
+        self.core.check_put()?;
         let e = Encoded::new(&item)?;
         if self.core.maxsize() == 0 {
             return self.core.put_nowait_unbounded(e, deadline(timeout));
@@ -278,11 +284,12 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     }
 
     /// `close()`: this process will put no more items; buffered ones are still
-    /// flushed by the feeder. Later `put`/`get` through this process's handles give
+    /// flushed by the feeder. Returns (once) the error a buffered item was dropped
+    /// with, if the feeder met a permanent failure (as `put` and `join_thread` do). Later `put`/`get` through this process's handles give
     /// [`Error::InvalidState`]. Other processes are not affected.
     pub fn close(&self) -> Result<()> {
         self.core.local().closed.store(true, Release);
-        Ok(())
+        self.core.take_failure()
     }
 
     /// `join_thread()`: waits until the items this process put are all in the queue
@@ -292,7 +299,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
             return Err(Error::invalid("Queue.join_thread() called before close()"));
         }
         self.core.join_feeder();
-        Ok(())
+        self.core.take_failure()
     }
 
     /// `cancel_join_thread()`: at exit, do not wait for buffered items to reach the
@@ -354,7 +361,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
 
     /// `put(item)`.
     pub fn put(&self, item: T) -> Result<()> {
-        self.inner.core.check_open()?;
+        self.inner.core.check_put()?;
         let e = Encoded::new(&item)?;
         self.inner.core.ring.put_wait(e, Deadline::Never)
     }

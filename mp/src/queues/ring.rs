@@ -188,6 +188,17 @@ pub(super) enum Pushed {
     NoRoom,
     /// The ring lock was not free before the deadline.
     LockTimedOut,
+    /// The side channel cannot take the item's descriptors yet (transient).
+    ChannelBusy,
+}
+
+/// Errors of the side channel that pass once consumers take their items.
+fn is_transient(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ETOOMANYREFS) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+        )
 }
 
 /// The shared-memory ring every process holding the queue maps, and the side channel
@@ -355,22 +366,12 @@ impl Ring {
         }
     }
 
-    /// Sleeps until [`room_to_wake`](Self::room_to_wake) (re-checking the exact room at
-    /// least every millisecond, so a putter whose item fits is never left waiting for
-    /// the quarter). `false` once the deadline has passed.
+    /// Sleeps until [`room_to_wake`](Self::room_to_wake) or the deadline: every get
+    /// that leaves that much room wakes the sleepers, so nothing polls. `false` once the
+    /// deadline has passed without room.
     pub(super) fn wait_room(&self, size: usize, dl: Deadline) -> bool {
-        let step = match dl {
-            Deadline::Now => return false,
-            Deadline::Never => Deadline::after(Some(Duration::from_millis(1))),
-            Deadline::At(t) => {
-                let soon = std::time::Instant::now() + Duration::from_millis(1);
-                Deadline::At(t.min(soon))
-            }
-        };
-        futex::wait_until(&self.h().get.seq, &self.h().get.sleepers, step, || {
-            self.room_to_wake(size)
-        });
-        !dl.expired()
+        let get = &self.h().get;
+        futex::wait_until(&get.seq, &get.sleepers, dl, || self.room_to_wake(size))
     }
 
     /// Bumps `w` and wakes up to `n` of its sleepers, if any.
@@ -381,12 +382,13 @@ impl Ring {
         }
     }
 
-    /// With the lock held: appends `e` if there is room. `Ok(false)` = full.
-    pub(super) fn push_locked(&self, e: &Encoded) -> Result<bool> {
+    /// With the lock held: appends `e` if there is room (and, for an item with
+    /// descriptors, the side channel takes them now). An `Err` is permanent.
+    pub(super) fn push_locked(&self, e: &Encoded) -> Result<Pushed> {
         let max = self.maxsize();
         let count = self.h().tail.count.load(Relaxed);
         if max > 0 && count as usize >= max {
-            return Ok(false);
+            return Ok(Pushed::NoRoom);
         }
         let cap = self.capacity() as u64;
         let (head, tail) = (
@@ -397,7 +399,7 @@ impl Ring {
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
         if tail.saturating_sub(head) + waste + size > cap {
-            return Ok(false);
+            return Ok(Pushed::NoRoom);
         }
         let seq = self.h().tail.seq.load(Relaxed);
         if e.kind() != KIND_INLINE {
@@ -415,7 +417,10 @@ impl Ring {
                         "short write on the queue's side channel",
                     )))
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                // the channel's buffer is full, or too many descriptors are in flight
+                // (ETOOMANYREFS, under a low RLIMIT_NOFILE): both pass as consumers take
+                // their items; the ring may have plenty of room meanwhile
+                Err(err) if is_transient(&err) => return Ok(Pushed::ChannelBusy),
                 Err(err) => return Err(err.into()),
             }
         }
@@ -442,7 +447,7 @@ impl Ring {
         self.h().tail.seq.store(seq + 1, Relaxed);
         self.h().tail.tail.store(at + size, Release);
         self.h().tail.count.store(count + 1, Release);
-        Ok(true)
+        Ok(Pushed::Done)
     }
 
     /// With the lock held: takes the oldest entry, if any, as (bytes, descriptors).
@@ -557,11 +562,22 @@ impl Ring {
         }
         let pushed = self.push_locked(e);
         self.unlock();
-        if pushed? {
+        let pushed = pushed?;
+        if pushed == Pushed::Done {
             Self::bump(&self.h().put, 1);
-            return Ok(Pushed::Done);
         }
-        Ok(Pushed::NoRoom)
+        Ok(pushed)
+    }
+
+    /// Sleeps until the side channel can take more (or `dl`, or at most 50 ms: a
+    /// descriptor-count limit gives no wake-up, so the caller retries now and then).
+    /// `false` once the deadline has passed.
+    pub(super) fn wait_channel(&self, dl: Deadline) -> bool {
+        let step = dl.min_after(Duration::from_millis(50));
+        if let Some(left) = step.remaining() {
+            let _ = reduction::wait_writable(self.side_tx.0.as_fd(), left);
+        }
+        !dl.expired()
     }
 
     /// Puts, waiting (until the deadline) for room. `Err(Full)` on timeout.
@@ -573,6 +589,12 @@ impl Ring {
                     return Ok(());
                 }
                 Pushed::LockTimedOut => return Err(Error::Full),
+                Pushed::ChannelBusy => {
+                    if !self.wait_channel(dl) {
+                        return Err(Error::Full);
+                    }
+                    continue;
+                }
                 Pushed::NoRoom => {}
             }
             if !self.wait_room(e.ring_size(), dl) {
@@ -644,7 +666,7 @@ mod tests {
         assert!(r.lock(Deadline::Now));
         let pushed = r.push_locked(e).unwrap();
         r.unlock();
-        pushed
+        pushed == Pushed::Done
     }
 
     fn pop(r: &Ring) -> Option<Result<Vec<u8>>> {

@@ -505,3 +505,54 @@ fn a_putter_blocked_on_a_full_bounded_queue_sleeps_until_woken() {
         assert_eq!(p.exitcode(), Some(0));
     });
 }
+
+// ------------------------------------------------- smaller: Barrier actions
+
+static ABORTING: std::sync::OnceLock<mp::Barrier> = std::sync::OnceLock::new();
+static RESETTING: std::sync::OnceLock<mp::Barrier> = std::sync::OnceLock::new();
+
+fn abort_from_action() {
+    ABORTING.get().unwrap().abort();
+}
+
+fn reset_from_action() {
+    RESETTING.get().unwrap().reset();
+}
+
+fn two_parties(b: &'static mp::Barrier) -> Vec<mp::Result<usize>> {
+    let threads: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || b.wait_timeout(Duration::from_secs(20))))
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn a_barrier_action_may_abort_or_reset_the_barrier() {
+    let b = ABORTING.get_or_init(|| mp::Barrier::new(2, Some(abort_from_action), None).unwrap());
+    let results = within(
+        Duration::from_secs(10),
+        "barrier whose action aborts",
+        move || two_parties(b),
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
+        "{results:?}"
+    );
+    assert!(b.broken());
+
+    let b = RESETTING.get_or_init(|| mp::Barrier::new(2, Some(reset_from_action), None).unwrap());
+    let results = within(
+        Duration::from_secs(10),
+        "barrier whose action resets",
+        move || two_parties(b),
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
+        "{results:?}"
+    );
+    assert!(!b.broken(), "reset leaves it usable");
+}

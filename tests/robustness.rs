@@ -556,3 +556,34 @@ fn a_barrier_action_may_abort_or_reset_the_barrier() {
     );
     assert!(!b.broken(), "reset leaves it usable");
 }
+
+// ------------------------------------------------- smaller: RLock owner identity
+
+#[test]
+fn an_rlock_owner_is_not_whoever_reuses_its_thread_id() {
+    let r = mp::RLock::new().unwrap();
+    // a thread acquires the lock and ends without releasing it
+    let r2 = r.clone();
+    let dead = std::thread::spawn(move || {
+        assert!(r2.try_acquire());
+        gettid()
+    })
+    .join()
+    .unwrap();
+    // thread ids are handed out in increasing order and wrap at pid_max: start threads
+    // until one gets the dead owner's id (bounded; other processes take ids too, so a
+    // wrap may pass it by: try a few wraps)
+    let t = Instant::now();
+    let mut checked = None;
+    while checked.is_none() && t.elapsed() < Duration::from_secs(60) {
+        let r3 = r.clone();
+        checked = std::thread::spawn(move || (gettid() == dead).then(|| r3.is_owned()))
+            .join()
+            .unwrap();
+    }
+    let owned = checked.expect("no thread reused the dead owner's id within 60 s");
+    assert!(
+        !owned,
+        "a new thread with a dead owner's thread id owns its RLock"
+    );
+}

@@ -587,3 +587,46 @@ fn an_rlock_owner_is_not_whoever_reuses_its_thread_id() {
         "a new thread with a dead owner's thread id owns its RLock"
     );
 }
+
+// ------------------------------------------------- smaller: sealed memfd sizes
+
+/// Tries to truncate every shared-memory arena (`memfd:mp-heap`) this process holds
+/// a descriptor of; exits 0 if none could be, 1 if one could, 2 if there was none.
+#[mp::task]
+fn shrink_arenas(lock: mp::Lock) {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !target.to_string_lossy().starts_with("/memfd:mp-heap") {
+            continue;
+        }
+        let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+        seen += 1;
+        // SAFETY: ftruncate on a descriptor number we hold; an error is the point.
+        if unsafe { libc::ftruncate(fd, 0) } == 0 {
+            std::process::exit(1);
+        }
+    }
+    drop(lock);
+    std::process::exit(if seen > 0 { 0 } else { 2 });
+}
+
+#[test]
+fn a_peer_cannot_resize_shared_memory_it_received() {
+    for_each_method(|ctx| {
+        let lock = ctx.lock().unwrap();
+        let p = ctx.process(shrink_arenas, (lock.clone(),));
+        p.start().unwrap();
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(
+            p.exitcode(),
+            Some(0),
+            "the child could shrink an arena (or saw none)"
+        );
+        // and the memory is still there
+        assert!(lock.try_acquire());
+        lock.release().unwrap();
+    });
+}

@@ -34,6 +34,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+/// The seals every arena carries once its size is set.
+const SIZE_SEALS: rustix::fs::SealFlags =
+    rustix::fs::SealFlags::SHRINK.union(rustix::fs::SealFlags::GROW);
+
 /// Alignment (and size granularity) of every block.
 const ALIGN: usize = 16;
 const FIRST_ARENA: usize = 1 << 20;
@@ -86,14 +90,28 @@ impl Arena {
     pub fn new(size: usize) -> Result<Arc<Arena>> {
         let page = 4096;
         let size = size.max(page).div_ceil(page) * page;
-        let fd = rustix::fs::memfd_create("mp-heap", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(std::io::Error::from)?;
+        let fd = rustix::fs::memfd_create(
+            "mp-heap",
+            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(std::io::Error::from)?;
         rustix::fs::ftruncate(&fd, size as u64).map_err(std::io::Error::from)?;
+        // the size is final: no process holding the descriptor may shrink it (every
+        // mapping would take SIGBUS) or grow it
+        rustix::fs::fcntl_add_seals(&fd, SIZE_SEALS).map_err(std::io::Error::from)?;
         Self::map(fd, size)
     }
 
-    /// Maps `fd` (or reuses this process's mapping of the same file).
+    /// Maps `fd` (or reuses this process's mapping of the same file). A received
+    /// arena must be size-sealed: an unsealed one could be truncated under our
+    /// mapping by whoever else holds it.
     fn from_fd(fd: OwnedFd) -> Result<Arc<Arena>> {
+        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(std::io::Error::from)?;
+        if !seals.contains(SIZE_SEALS) {
+            return Err(Error::Codec(
+                "a shared-memory arena arrived without its size seals".into(),
+            ));
+        }
         let (key, size) = file_key(&fd)?;
         if let Some(a) = lock(&MAPPINGS)
             .get_or_insert_with(HashMap::new)

@@ -129,9 +129,15 @@ impl Encoded {
                 memfd: None,
             });
         }
-        let fd = rustix::fs::memfd_create("mp-queue-item", rustix::fs::MemfdFlags::CLOEXEC)?;
+        entry_len(bytes.len())?;
+        let fd = rustix::fs::memfd_create(
+            "mp-queue-item",
+            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+        )?;
         let mut file = std::fs::File::from(fd);
         std::io::Write::write_all(&mut file, &bytes)?;
+        // written once: nobody may change it afterwards (size or bytes)
+        rustix::fs::fcntl_add_seals(&file, ITEM_SEALS)?;
         Ok(Encoded {
             bytes: Vec::new(),
             fds,
@@ -437,7 +443,7 @@ impl Ring {
         let off = HEADER + (at % cap) as usize;
         let len = e.memfd.as_ref().map_or(e.bytes.len(), |(_, n)| *n);
         let mut h = [0u8; ENTRY_HDR];
-        h[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        h[..4].copy_from_slice(&entry_len(len)?.to_le_bytes());
         h[4..8].copy_from_slice(&e.kind().to_le_bytes());
         h[8..].copy_from_slice(&seq.to_le_bytes());
         block.write_bytes(off, &h);
@@ -626,7 +632,30 @@ impl Ring {
     }
 }
 
+/// The seals of a large item's memfd: size and contents final.
+const ITEM_SEALS: rustix::fs::SealFlags = rustix::fs::SealFlags::SHRINK
+    .union(rustix::fs::SealFlags::GROW)
+    .union(rustix::fs::SealFlags::WRITE);
+
+/// The length field of an entry: items of 4 GiB or more (encoded) are refused at `put`
+/// rather than stored truncated.
+fn entry_len(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Error::MessageTooLarge {
+        len,
+        max: u32::MAX as usize,
+    })
+}
+
+/// Reads a large item: the memfd must carry the writer's seals (so nobody can change
+/// its size while we read: no `SIGBUS`, no surprise allocation) and have exactly the
+/// entry's length.
 fn read_memfd(fd: OwnedFd, len: usize) -> Result<Vec<u8>> {
+    let seals = rustix::fs::fcntl_get_seals(&fd)?;
+    if !seals.contains(ITEM_SEALS) {
+        return Err(Error::Codec(
+            "a queue item arrived in an unsealed memfd".into(),
+        ));
+    }
     let file = std::fs::File::from(fd);
     let real = file.metadata()?.len();
     if real != len as u64 {
@@ -795,5 +824,33 @@ mod tests {
         assert!(pop(&r).is_none());
         assert!(push(&r, &item(9, 10)));
         assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
+    }
+
+    #[test]
+    fn items_of_4_gib_are_refused_and_memfds_must_be_sealed() {
+        assert_eq!(entry_len(5).unwrap(), 5);
+        assert!(matches!(
+            entry_len(1 << 32),
+            Err(Error::MessageTooLarge { len, .. }) if len == 1 << 32
+        ));
+        // an unsealed memfd (a foreign writer's) is refused, a sealed one read
+        let raw = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::io::write(&raw, b"abc").unwrap();
+        let dup = rustix::io::fcntl_dupfd_cloexec(&raw, 0).unwrap();
+        assert!(matches!(read_memfd(dup, 3), Err(Error::Codec(_))));
+        rustix::fs::fcntl_add_seals(&raw, ITEM_SEALS).unwrap();
+        let dup = rustix::io::fcntl_dupfd_cloexec(&raw, 0).unwrap();
+        assert!(
+            matches!(read_memfd(dup, 4), Err(Error::Codec(_))),
+            "size checked"
+        );
+        assert_eq!(read_memfd(raw, 3).unwrap(), b"abc");
+        // a big item's memfd is sealed by put
+        let e = Encoded::new(&ByteBuf::from(vec![1u8; INLINE_MAX + 1])).unwrap();
+        let (fd, _) = e.memfd.as_ref().unwrap();
+        assert!(rustix::fs::fcntl_get_seals(fd)
+            .unwrap()
+            .contains(ITEM_SEALS));
+        assert!(rustix::fs::ftruncate(fd, 0).is_err());
     }
 }

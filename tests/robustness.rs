@@ -630,3 +630,40 @@ fn a_peer_cannot_resize_shared_memory_it_received() {
         lock.release().unwrap();
     });
 }
+
+// ------------------------------------------------- smaller: a killed Condition waiter
+
+#[mp::task]
+fn wait_on(cond: mp::Condition, ready: mp::Event) {
+    let _g = cond.lock();
+    ready.set();
+    cond.wait(None);
+}
+
+#[test]
+fn a_killed_condition_waiter_neither_stalls_notify_nor_leaves_tokens() {
+    for_each_method(|ctx| {
+        let cond = ctx.condition(None).unwrap();
+        let ready = ctx.event().unwrap();
+        let p = ctx.process(wait_on, (cond.clone(), ready.clone()));
+        p.start().unwrap();
+        assert!(ready.wait(Some(LONG)));
+        until_asleep(p.pid().unwrap());
+        p.kill().unwrap();
+        p.join_timeout(LONG).unwrap();
+        cond.acquire();
+        let t = Instant::now();
+        cond.notify_all().unwrap();
+        let stalled = t.elapsed();
+        cond.release().unwrap();
+        assert!(
+            stalled < Duration::from_millis(500),
+            "notify_all stalled {stalled:?}"
+        );
+        // no token is left over for a later waiter
+        cond.acquire();
+        let woken = cond.wait(Some(Duration::from_millis(300)));
+        cond.release().unwrap();
+        assert!(!woken, "a later waiter took the dead waiter's wake-up");
+    });
+}

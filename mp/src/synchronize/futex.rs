@@ -85,6 +85,15 @@ impl Deadline {
         }
     }
 
+    /// The earlier of two deadlines.
+    pub(crate) fn min(self, other: Deadline) -> Deadline {
+        match (self, other) {
+            (Deadline::Now, _) | (_, Deadline::Now) => Deadline::Now,
+            (Deadline::Never, d) | (d, Deadline::Never) => d,
+            (Deadline::At(a), Deadline::At(b)) => Deadline::At(a.min(b)),
+        }
+    }
+
     /// What is left of it: `None` = forever.
     pub(crate) fn remaining(self) -> Option<Duration> {
         match self {

@@ -298,3 +298,372 @@ fn a_process_killed_holding_the_queue_lock_leaves_the_queue_usable() {
         }
     });
 }
+
+// ------------------------------------------------- item 4: locks across fork, atfork
+
+#[test]
+fn a_foreign_fork_does_not_let_parent_and_child_carve_the_same_memory() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering::SeqCst;
+    let _warm = mp::heap::Block::new(16).unwrap(); // an arena is being carved
+    let (mut r1, mut w1) = std::io::pipe().unwrap();
+    let (mut r2, mut w2) = std::io::pipe().unwrap();
+    // SAFETY: the child only allocates a block, talks through two pipes and _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mine = mp::heap::Block::new(16).unwrap();
+        mine.atomic_u32(0).store(0xC41D, SeqCst);
+        let _ = w1.write_all(&[1]);
+        let mut b = [0u8; 1];
+        let _ = r2.read_exact(&mut b);
+        let intact = mine.atomic_u32(0).load(SeqCst) == 0xC41D;
+        // SAFETY: ends the forked child at once.
+        unsafe { libc::_exit(if intact { 0 } else { 1 }) };
+    }
+    drop((w1, r2));
+    let mut b = [0u8; 1];
+    r1.read_exact(&mut b).unwrap();
+    // allocated after the child's: must be other memory (a shared block is zeroed and
+    // then written here: the child would see its marker gone)
+    let ours = mp::heap::Block::new(16).unwrap();
+    ours.atomic_u32(0).store(0xBA5E, SeqCst);
+    w2.write_all(&[1]).unwrap();
+    let mut status = 0;
+    // SAFETY: waitpid on our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status));
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "parent and child carved the same memory"
+    );
+}
+
+#[test]
+fn forking_while_another_thread_allocates_does_not_deadlock_the_child() {
+    let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // allocate and free: the allocator's lock is held much of the time
+                let v: Vec<_> = (0..64).map(|_| mp::Lock::new().unwrap()).collect();
+                drop(v);
+            }
+        })
+    };
+    let mut stuck = 0;
+    for _ in 0..40 {
+        let p = mp::Process::from_closure(|| {
+            let l = mp::Lock::new().unwrap();
+            assert!(l.try_acquire());
+        })
+        .with_context(ctx);
+        p.start().unwrap();
+        p.join_timeout(Duration::from_secs(10)).unwrap();
+        if p.exitcode() != Some(0) {
+            stuck += 1;
+            let _ = p.kill();
+            let _ = p.join_timeout(LONG);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    hammer.join().unwrap();
+    assert_eq!(
+        stuck, 0,
+        "children forked while the allocator was busy got stuck"
+    );
+}
+
+// ------------------------------------------------- item 3: a forked child's queue state
+
+type Big = (u32, u32, mp::codec::ByteBuf);
+
+#[test]
+fn a_forked_child_starts_with_its_own_queue_buffer() {
+    let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
+    let q: mp::Queue<Big> = ctx.queue().unwrap();
+    let payload = mp::codec::ByteBuf::from(vec![7u8; 60 * 1024]);
+    // more than the ring holds: the rest waits in this process's feeder buffer
+    let ours = 40u32;
+    for i in 0..ours {
+        q.put((0, i, payload.clone())).unwrap();
+    }
+    assert!(q.qsize() > 20, "items are buffered: {}", q.qsize());
+    let qc = q.clone();
+    let pc = payload.clone();
+    let p = mp::Process::from_closure(move || {
+        for i in 0..3 {
+            qc.put((1, i, pc.clone())).unwrap();
+        }
+        // exiting flushes the child's own buffer (the ring is full: this waits for
+        // the parent to read)
+    })
+    .with_context(ctx);
+    p.start().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let t = Instant::now();
+    while seen.len() < ours as usize + 3 {
+        match q.get_timeout(Duration::from_secs(5)) {
+            Ok((who, i, _)) => assert!(seen.insert((who, i)), "item ({who}, {i}) delivered twice"),
+            Err(mp::Error::Empty) => break,
+            Err(e) => panic!("{e:?}"),
+        }
+        assert!(t.elapsed() < LONG);
+    }
+    p.join_timeout(LONG).unwrap();
+    assert_eq!(p.exitcode(), Some(0));
+    for i in 0..3 {
+        assert!(seen.contains(&(1, i)), "the child's item {i} was lost");
+    }
+    assert_eq!(seen.len(), ours as usize + 3);
+    assert!(q.try_get().is_err(), "nothing more (no duplicates)");
+}
+
+// ------------------------------------------------- item 2: the feeder
+
+/// CPU time this process has used (user + system).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+#[test]
+fn a_full_side_channel_is_waited_out_asleep_and_loses_nothing() {
+    // every item carries a handle, so every put sends a descriptor on the queue's side
+    // channel; nobody reads for a while, so the channel's socket buffer fills while
+    // the ring still has plenty of room
+    let q: mp::Queue<(u32, mp::Event)> = mp::Queue::new().unwrap();
+    let e = mp::Event::new().unwrap();
+    let n = 3000u32;
+    for i in 0..n {
+        q.put((i, e.clone())).unwrap();
+    }
+    // the producer side (this process's feeder) must now sleep, not spin
+    let before = cpu_time();
+    std::thread::sleep(Duration::from_millis(600));
+    let burnt = cpu_time() - before;
+    assert!(
+        burnt < Duration::from_millis(250),
+        "the blocked feeder burnt {burnt:?} of CPU in 600 ms"
+    );
+    // and every item put is delivered, in order
+    for i in 0..n {
+        let (got, _) = q.get_timeout(LONG).unwrap();
+        assert_eq!(got, i);
+    }
+    q.close().unwrap();
+    within(LONG, "join_thread", move || q.join_thread().unwrap());
+}
+
+// ------------------------------------------------- smaller: blocked putters sleep
+
+/// Voluntary context switches of the main thread of `pid` so far.
+fn sleeps_of(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[mp::task]
+fn put_into_full(q: mp::Queue<u32>, ready: mp::Event) {
+    ready.set();
+    q.put_timeout(2, Duration::from_secs(20)).unwrap();
+}
+
+#[test]
+fn a_putter_blocked_on_a_full_bounded_queue_sleeps_until_woken() {
+    for_each_method(|ctx| {
+        let q = ctx.queue_with_maxsize::<u32>(1).unwrap();
+        q.put(1).unwrap();
+        let ready = ctx.event().unwrap();
+        let p = ctx.process(put_into_full, (q.clone(), ready.clone()));
+        p.start().unwrap();
+        assert!(ready.wait(Some(LONG)));
+        let pid = p.pid().unwrap();
+        until_asleep(pid);
+        let before = sleeps_of(pid);
+        std::thread::sleep(Duration::from_millis(500));
+        let woke = sleeps_of(pid) - before;
+        assert!(woke < 20, "a blocked putter woke {woke} times in 500 ms");
+        assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+        assert_eq!(
+            q.get_timeout(LONG).unwrap(),
+            2,
+            "and the first get wakes it"
+        );
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    });
+}
+
+// ------------------------------------------------- smaller: Barrier actions
+
+static ABORTING: std::sync::OnceLock<mp::Barrier> = std::sync::OnceLock::new();
+static RESETTING: std::sync::OnceLock<mp::Barrier> = std::sync::OnceLock::new();
+
+fn abort_from_action() {
+    ABORTING.get().unwrap().abort();
+}
+
+fn reset_from_action() {
+    RESETTING.get().unwrap().reset();
+}
+
+fn two_parties(b: &'static mp::Barrier) -> Vec<mp::Result<usize>> {
+    let threads: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || b.wait_timeout(Duration::from_secs(20))))
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+#[test]
+fn a_barrier_action_may_abort_or_reset_the_barrier() {
+    let b = ABORTING.get_or_init(|| mp::Barrier::new(2, Some(abort_from_action), None).unwrap());
+    let results = within(
+        Duration::from_secs(10),
+        "barrier whose action aborts",
+        move || two_parties(b),
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
+        "{results:?}"
+    );
+    assert!(b.broken());
+
+    let b = RESETTING.get_or_init(|| mp::Barrier::new(2, Some(reset_from_action), None).unwrap());
+    let results = within(
+        Duration::from_secs(10),
+        "barrier whose action resets",
+        move || two_parties(b),
+    );
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
+        "{results:?}"
+    );
+    assert!(!b.broken(), "reset leaves it usable");
+}
+
+// ------------------------------------------------- smaller: RLock owner identity
+
+#[test]
+fn an_rlock_owner_is_not_whoever_reuses_its_thread_id() {
+    let r = mp::RLock::new().unwrap();
+    // a thread acquires the lock and ends without releasing it
+    let r2 = r.clone();
+    let dead = std::thread::spawn(move || {
+        assert!(r2.try_acquire());
+        gettid()
+    })
+    .join()
+    .unwrap();
+    // thread ids are handed out in increasing order and wrap at pid_max: start threads
+    // until one gets the dead owner's id (bounded; other processes take ids too, so a
+    // wrap may pass it by: try a few wraps)
+    let t = Instant::now();
+    let mut checked = None;
+    while checked.is_none() && t.elapsed() < Duration::from_secs(60) {
+        let r3 = r.clone();
+        checked = std::thread::spawn(move || (gettid() == dead).then(|| r3.is_owned()))
+            .join()
+            .unwrap();
+    }
+    let owned = checked.expect("no thread reused the dead owner's id within 60 s");
+    assert!(
+        !owned,
+        "a new thread with a dead owner's thread id owns its RLock"
+    );
+}
+
+// ------------------------------------------------- smaller: sealed memfd sizes
+
+/// Tries to truncate every shared-memory arena (`memfd:mp-heap`) this process holds
+/// a descriptor of; exits 0 if none could be, 1 if one could, 2 if there was none.
+#[mp::task]
+fn shrink_arenas(lock: mp::Lock) {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !target.to_string_lossy().starts_with("/memfd:mp-heap") {
+            continue;
+        }
+        let fd: i32 = entry.file_name().to_string_lossy().parse().unwrap();
+        seen += 1;
+        // SAFETY: ftruncate on a descriptor number we hold; an error is the point.
+        if unsafe { libc::ftruncate(fd, 0) } == 0 {
+            std::process::exit(1);
+        }
+    }
+    drop(lock);
+    std::process::exit(if seen > 0 { 0 } else { 2 });
+}
+
+#[test]
+fn a_peer_cannot_resize_shared_memory_it_received() {
+    for_each_method(|ctx| {
+        let lock = ctx.lock().unwrap();
+        let p = ctx.process(shrink_arenas, (lock.clone(),));
+        p.start().unwrap();
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(
+            p.exitcode(),
+            Some(0),
+            "the child could shrink an arena (or saw none)"
+        );
+        // and the memory is still there
+        assert!(lock.try_acquire());
+        lock.release().unwrap();
+    });
+}
+
+// ------------------------------------------------- smaller: a killed Condition waiter
+
+#[mp::task]
+fn wait_on(cond: mp::Condition, ready: mp::Event) {
+    let _g = cond.lock();
+    ready.set();
+    cond.wait(None);
+}
+
+#[test]
+fn a_killed_condition_waiter_neither_stalls_notify_nor_leaves_tokens() {
+    for_each_method(|ctx| {
+        let cond = ctx.condition(None).unwrap();
+        let ready = ctx.event().unwrap();
+        let p = ctx.process(wait_on, (cond.clone(), ready.clone()));
+        p.start().unwrap();
+        assert!(ready.wait(Some(LONG)));
+        until_asleep(p.pid().unwrap());
+        p.kill().unwrap();
+        p.join_timeout(LONG).unwrap();
+        cond.acquire();
+        let t = Instant::now();
+        cond.notify_all().unwrap();
+        let stalled = t.elapsed();
+        cond.release().unwrap();
+        assert!(
+            stalled < Duration::from_millis(500),
+            "notify_all stalled {stalled:?}"
+        );
+        // no token is left over for a later waiter
+        cond.acquire();
+        let woken = cond.wait(Some(Duration::from_millis(300)));
+        cond.release().unwrap();
+        assert!(!woken, "a later waiter took the dead waiter's wake-up");
+    });
+}

@@ -32,7 +32,11 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+/// The seals every arena carries once its size is set.
+const SIZE_SEALS: rustix::fs::SealFlags =
+    rustix::fs::SealFlags::SHRINK.union(rustix::fs::SealFlags::GROW);
 
 /// Alignment (and size granularity) of every block.
 const ALIGN: usize = 16;
@@ -86,14 +90,28 @@ impl Arena {
     pub fn new(size: usize) -> Result<Arc<Arena>> {
         let page = 4096;
         let size = size.max(page).div_ceil(page) * page;
-        let fd = rustix::fs::memfd_create("mp-heap", rustix::fs::MemfdFlags::CLOEXEC)
-            .map_err(std::io::Error::from)?;
+        let fd = rustix::fs::memfd_create(
+            "mp-heap",
+            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+        )
+        .map_err(std::io::Error::from)?;
         rustix::fs::ftruncate(&fd, size as u64).map_err(std::io::Error::from)?;
+        // the size is final: no process holding the descriptor may shrink it (every
+        // mapping would take SIGBUS) or grow it
+        rustix::fs::fcntl_add_seals(&fd, SIZE_SEALS).map_err(std::io::Error::from)?;
         Self::map(fd, size)
     }
 
-    /// Maps `fd` (or reuses this process's mapping of the same file).
+    /// Maps `fd` (or reuses this process's mapping of the same file). A received
+    /// arena must be size-sealed: an unsealed one could be truncated under our
+    /// mapping by whoever else holds it.
     fn from_fd(fd: OwnedFd) -> Result<Arc<Arena>> {
+        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(std::io::Error::from)?;
+        if !seals.contains(SIZE_SEALS) {
+            return Err(Error::Codec(
+                "a shared-memory arena arrived without its size seals".into(),
+            ));
+        }
         let (key, size) = file_key(&fd)?;
         if let Some(a) = lock(&MAPPINGS)
             .get_or_insert_with(HashMap::new)
@@ -143,13 +161,61 @@ impl Arena {
     }
 }
 
-/// Bumped in every child at fork (pthread_atfork): blocks allocated before a fork may be
-/// used by the child, so they are never recycled.
+/// Bumped in the parent at every fork (pthread_atfork): blocks allocated before a fork
+/// may be used by the child, so they are never recycled.
 static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
 static ATFORK: std::sync::Once = std::sync::Once::new();
 
-extern "C" fn on_fork_parent() {
+type HeapGuards = (MutexGuard<'static, Heap>, MutexGuard<'static, Mappings>);
+
+thread_local! {
+    /// The allocator's and the mapping cache's locks, held by the forking thread from
+    /// the `pthread_atfork` prepare handler until the parent or child handler.
+    static HELD_ACROSS_FORK: std::cell::RefCell<Option<HeapGuards>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Before any fork (mp's or not): take the allocator's locks, so no other thread holds
+/// them mid-update when the child is copied.
+extern "C" fn before_fork() {
+    let heap = lock(&HEAP);
+    let maps = lock(&MAPPINGS);
+    HELD_ACROSS_FORK.with(|h| *h.borrow_mut() = Some((heap, maps)));
+}
+
+extern "C" fn after_fork_in_parent() {
     FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+    HELD_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// In any forked child: an empty allocator (the parent's arenas are the parent's to
+/// carve; carving them here too would hand out memory the parent hands out as well).
+/// The mappings stay: the child still maps every arena its inherited blocks live in.
+extern "C" fn after_fork_in_child() {
+    HELD_ACROSS_FORK.with(|h| {
+        if let Some((mut heap, maps)) = h.borrow_mut().take() {
+            std::mem::forget(std::mem::take(&mut heap.arenas)); // the parent's blocks still point into them
+            heap.bump = None;
+            heap.free = BTreeMap::new();
+            heap.next_size = FIRST_ARENA;
+            drop(maps);
+        }
+    });
+}
+
+/// Registers the fork handlers (once, before the first allocation).
+fn ensure_atfork() {
+    ATFORK.call_once(|| {
+        // SAFETY: registers plain extern "C" handlers; they only take and release this
+        // module's locks on the forking thread and reset the allocator's bookkeeping.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            );
+        }
+    });
 }
 
 struct Heap {
@@ -168,26 +234,8 @@ static HEAP: Mutex<Heap> = Mutex::new(Heap {
     free: BTreeMap::new(),
 });
 
-/// Makes a forked child start with an empty allocator (the parent's blocks are not its
-/// to recycle) and no lock held.
-pub(crate) fn after_fork_child() {
-    // SAFETY-free: the child is single-threaded here; a poisoned or held mutex is
-    // replaced wholesale.
-    if let Ok(mut h) = HEAP.try_lock() {
-        std::mem::forget(std::mem::take(&mut h.arenas));
-        h.bump = None;
-        h.free = BTreeMap::new();
-        h.next_size = FIRST_ARENA;
-    }
-}
-
 fn allocate(len: usize, align: usize) -> Result<(Arc<Arena>, usize, usize)> {
-    ATFORK.call_once(|| {
-        // SAFETY: registering a plain extern "C" handler that only touches an atomic.
-        unsafe {
-            libc::pthread_atfork(None, Some(on_fork_parent), None);
-        }
-    });
+    ensure_atfork();
     let align = align.max(ALIGN);
     let size = len.max(1).div_ceil(align) * align;
     let mut h = lock(&HEAP);

@@ -13,6 +13,7 @@ use crate::util::lock;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -328,3 +329,108 @@ pub(crate) fn ignore_sigint() {
 pub(crate) fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, min)?)
 }
+
+// ---------------------------------------------------------------------------------
+// Per-process state that a forked child must not inherit
+
+/// Bumped in every forked child (a `pthread_atfork` child handler: mp's forks and any
+/// other), so [`ForkLocal`]s notice they were copied.
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Set in [`ForkLocal::get`]'s generation while one thread installs the fresh value.
+const RENEWING: u64 = 1 << 63;
+
+extern "C" fn bump_fork_generation() {
+    FORK_GENERATION.fetch_add(1, Ordering::AcqRel);
+}
+
+/// A value private to one process (a queue's feeder buffer and thread, its `closed`
+/// flag …): a forked child sees a fresh `T::default()` instead of its parent's copy,
+/// whose items are the parent's to deliver and whose locks another parent thread may
+/// have held at the moment of the fork. The parent's copy is leaked in the child,
+/// never dropped or used: its state belongs to threads that do not exist there.
+pub(crate) struct ForkLocal<T> {
+    value: AtomicPtr<T>,
+    generation: AtomicU64,
+}
+
+impl<T: Default> ForkLocal<T> {
+    pub(crate) fn new() -> Self {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: registers a plain extern "C" child handler that bumps an atomic.
+            unsafe {
+                libc::pthread_atfork(None, None, Some(bump_fork_generation));
+            }
+        });
+        ForkLocal {
+            value: AtomicPtr::new(Box::into_raw(Box::default())),
+            generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Acquire)),
+        }
+    }
+
+    /// This process's value.
+    #[inline]
+    pub(crate) fn get(&self) -> &T {
+        let now = FORK_GENERATION.load(Ordering::Acquire);
+        if self.generation.load(Ordering::Acquire) != now {
+            self.renew(now);
+        }
+        // SAFETY: `value` always points to a live, leaked-or-owned `Box<T>`: it is only
+        // replaced by `renew` (which never frees the old one) and freed by `drop`,
+        // which `&self` excludes.
+        unsafe { &*self.value.load(Ordering::Acquire) }
+    }
+
+    #[cold]
+    fn renew(&self, now: u64) {
+        loop {
+            let seen = self.generation.load(Ordering::Acquire);
+            if seen == now {
+                return;
+            }
+            if seen & RENEWING == 0
+                && self
+                    .generation
+                    .compare_exchange(seen, now | RENEWING, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                // the parent's value is leaked (see the type's docs)
+                self.value
+                    .store(Box::into_raw(Box::default()), Ordering::Release);
+                self.generation.store(now, Ordering::Release);
+                return;
+            }
+            std::thread::yield_now(); // another thread of this child is renewing it
+        }
+    }
+}
+
+impl<T: Default> Default for ForkLocal<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Drop for ForkLocal<T> {
+    fn drop(&mut self) {
+        // Only the value of this process is freed; a copy inherited from a parent was
+        // never ours. A value renewed in this process, or never renewed: ours.
+        if self.generation.load(Ordering::Acquire) == FORK_GENERATION.load(Ordering::Acquire) {
+            // SAFETY: `value` came from `Box::into_raw` in this process and nobody
+            // else can reach it any more (`&mut self`).
+            drop(unsafe { Box::from_raw(*self.value.get_mut()) });
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ForkLocal<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForkLocal")
+    }
+}
+
+// SAFETY: it hands out `&T` to any thread: T must be Sync (and Send, as it is dropped
+// by whichever thread drops the ForkLocal).
+unsafe impl<T: Send + Sync> Sync for ForkLocal<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send + Sync> Send for ForkLocal<T> {}

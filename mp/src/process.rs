@@ -669,6 +669,7 @@ pub(crate) struct ForkLocks {
 
 /// Takes the locks every fork site holds across `fork()` (always in this order).
 pub(crate) fn lock_for_fork() -> ForkLocks {
+    crate::util::ensure_atfork_handlers();
     ForkLocks {
         current: lock(&CURRENT),
         children: lock(&CHILDREN),

@@ -572,6 +572,28 @@ pub(crate) fn poll_fds(fds: &[RawFd], timeout: Option<Duration>) -> Result<Vec<u
     }
 }
 
+/// Waits until `fd` can take more data (`POLLOUT`, or an error/hang-up that the next
+/// write reports), at most `timeout`. `Ok(false)` on timeout. EINTR counts as a
+/// (spurious) return: callers re-check.
+pub(crate) fn wait_writable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool> {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one valid pollfd; poll only writes its `revents`.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::Interrupted {
+            return Ok(false);
+        }
+        return Err(e.into());
+    }
+    Ok(r > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

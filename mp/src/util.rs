@@ -32,6 +32,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// child starts with none.
 pub fn register_exit_hook(priority: i32, f: impl FnOnce() + Send + 'static) {
     ensure_exit_handlers();
+    ensure_atfork_handlers();
     lock(&HOOKS).push((priority, Box::new(f)));
 }
 
@@ -70,14 +71,60 @@ pub(crate) fn run_exit_handlers() {
     crate::popen_forkserver::stop();
 }
 
-/// In a forked or freshly started child: forget the parent's exit hooks.
+/// In a forked or freshly started child: forget the parent's exit hooks (a forked
+/// child's were already dropped by the fork handler, see [`ensure_atfork_handlers`]).
 pub(crate) fn after_fork_child() {
     if let Ok(mut h) = HOOKS.try_lock() {
         // leak, don't run or drop: they belong to the parent
         std::mem::forget(std::mem::take(&mut *h));
     }
     RAN_IN.store(0, Ordering::Release);
-    crate::heap::after_fork_child();
+}
+
+type HooksGuard = std::sync::MutexGuard<'static, Vec<(i32, Hook)>>;
+
+thread_local! {
+    /// The exit hooks' lock, held by the forking thread across `fork()`.
+    static HOOKS_ACROSS_FORK: std::cell::RefCell<Option<HooksGuard>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+extern "C" fn hooks_before_fork() {
+    let g = lock(&HOOKS);
+    HOOKS_ACROSS_FORK.with(|h| *h.borrow_mut() = Some(g));
+}
+
+extern "C" fn hooks_after_fork_in_parent() {
+    HOOKS_ACROSS_FORK.with(|h| drop(h.borrow_mut().take()));
+}
+
+/// Any forked child (mp's fork or not) starts with no exit hooks: they belong to the
+/// parent (a fork made by a C library must not join the parent's children or flush
+/// its queues at exit).
+extern "C" fn hooks_after_fork_in_child() {
+    HOOKS_ACROSS_FORK.with(|h| {
+        if let Some(mut hooks) = h.borrow_mut().take() {
+            std::mem::forget(std::mem::take(&mut *hooks));
+        }
+    });
+    RAN_IN.store(0, Ordering::Release);
+}
+
+/// Holds the exit hooks' lock across every fork, so a child never inherits it held by
+/// another thread (the allocator registers its own handlers, see [`crate::heap`]).
+pub(crate) fn ensure_atfork_handlers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers plain extern "C" handlers that take and release this
+        // module's lock on the forking thread and clear the child's hooks.
+        unsafe {
+            libc::pthread_atfork(
+                Some(hooks_before_fork),
+                Some(hooks_after_fork_in_parent),
+                Some(hooks_after_fork_in_child),
+            );
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------

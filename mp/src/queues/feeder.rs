@@ -9,12 +9,20 @@
 
 use super::ring::{Encoded, Pushed, Ring};
 use super::Core;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::synchronize::futex::{self, Deadline};
 use crate::util::lock;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering::*};
 use std::sync::{Arc, Condvar, Mutex};
+
+/// What the first buffered item waits for.
+enum Stuck {
+    /// Room in the ring for this many bytes.
+    Room(usize),
+    /// The side channel to take its descriptors.
+    Channel,
+}
 
 /// What this process alone holds (CPython's `_buffer`, `_thread`, `_closed` …).
 #[derive(Default)]
@@ -32,6 +40,8 @@ pub(super) struct Local {
     /// A feeder thread is running; changed only under `pending`'s lock, so an item
     /// buffered while the feeder decides to stop is never stranded.
     pub feeder_active: AtomicBool,
+    /// Why the feeder had to drop an item (reported once by the next put/close/join).
+    pub failed: Mutex<Option<Error>>,
 }
 
 impl Core {
@@ -46,13 +56,13 @@ impl Core {
         // for room (it frees some with every get) before handing the item to the
         // feeder thread, whose wake-ups would slow both sides to a crawl.
         let mut spun = false;
-        while self.local.pending_len.load(Acquire) == 0 {
+        while self.local().pending_len.load(Acquire) == 0 {
             match self.ring.push_once(&e, dl)? {
                 Pushed::Done => {
                     e.recycle();
                     return Ok(());
                 }
-                Pushed::LockTimedOut => break,
+                Pushed::LockTimedOut | Pushed::ChannelBusy => break,
                 Pushed::NoRoom => {}
             }
             let size = e.ring_size();
@@ -61,64 +71,86 @@ impl Core {
             }
             spun = true;
         }
-        let mut pending = lock(&self.local.pending);
+        let mut pending = lock(&self.local().pending);
         pending.push_back(e);
-        self.local.pending_len.fetch_add(1, AcqRel);
+        self.local().pending_len.fetch_add(1, AcqRel);
         drop(pending);
         // move what fits now (keeps this producer's order: the buffer drains from the
         // front); the feeder thread takes over only while the ring stays full
-        self.drain_pending();
-        if self.local.pending_len.load(Acquire) > 0 {
+        let _ = self.drain_pending();
+        if self.local().pending_len.load(Acquire) > 0 {
             self.start_feeder();
         }
         Ok(())
     }
 
     /// Moves buffered items into the ring, as many as fit, under one lock acquisition.
-    /// Returns the ring size of the first item still buffered, if any.
-    fn drain_pending(&self) -> Option<usize> {
-        let mut pending = lock(&self.local.pending);
-        if pending.is_empty() {
-            return None;
-        }
+    /// Returns what the first item still buffered waits for, if any.
+    ///
+    /// An item is only ever dropped for a permanent failure (a transient one, a full
+    /// side channel or too many descriptors in flight, keeps it buffered until it
+    /// passes); the failure is then kept for the next `put`, `close` or `join_thread`
+    /// of this process to return ([`take_failure`](Self::take_failure)).
+    fn drain_pending(&self) -> Option<Stuck> {
+        let local = self.local();
+        let mut pending = lock(&local.pending);
+        pending.front()?;
         if !self.ring.lock(Deadline::Never) {
-            return pending.front().map(Encoded::ring_size);
+            return pending.front().map(|e| Stuck::Room(e.ring_size()));
         }
         let mut moved = 0u32;
+        let mut stuck = None;
         while let Some(front) = pending.front() {
             match self.ring.push_locked(front) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(err) => log::warn!("queue feeder dropped an item: {err}"),
+                Ok(Pushed::Done) => moved += 1,
+                Ok(Pushed::NoRoom | Pushed::LockTimedOut) => {
+                    stuck = Some(Stuck::Room(front.ring_size()));
+                    break;
+                }
+                Ok(Pushed::ChannelBusy) => {
+                    stuck = Some(Stuck::Channel);
+                    break;
+                }
+                Err(err) => {
+                    log::warn!("a queue item could not be sent and was dropped: {err}");
+                    lock(&local.failed).get_or_insert(err);
+                }
             }
             if let Some(e) = pending.pop_front() {
                 e.recycle();
             }
-            self.local.pending_len.fetch_sub(1, AcqRel);
-            moved += 1;
+            local.pending_len.fetch_sub(1, AcqRel);
         }
         self.ring.unlock();
         if moved > 0 {
             Ring::bump(&self.ring.h().put, moved);
         }
-        pending.front().map(Encoded::ring_size)
+        stuck
+    }
+
+    /// The error an item this process had buffered was dropped with, once.
+    pub(super) fn take_failure(&self) -> Result<()> {
+        match lock(&self.local().failed).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn start_feeder(self: &Arc<Self>) {
-        let pending = lock(&self.local.pending);
-        if pending.is_empty() || self.local.feeder_active.load(Acquire) {
+        let pending = lock(&self.local().pending);
+        if pending.is_empty() || self.local().feeder_active.load(Acquire) {
             return;
         }
-        self.local.feeder_active.store(true, Release);
+        self.local().feeder_active.store(true, Release);
         drop(pending);
-        let mut feeder = lock(&self.local.feeder);
+        let mut feeder = lock(&self.local().feeder);
         if let Some(old) = feeder.take() {
             let _ = old.join(); // it has stopped (or is stopping): it cleared feeder_active
         }
         let core = self.clone();
         *feeder = Some(std::thread::spawn(move || core.feed()));
         drop(feeder);
-        if !self.local.hook_installed.swap(true, AcqRel) {
+        if !self.local().hook_installed.swap(true, AcqRel) {
             let weak = Arc::downgrade(self);
             crate::util::register_exit_hook(0, move || {
                 if let Some(core) = weak.upgrade() {
@@ -131,47 +163,53 @@ impl Core {
     /// The feeder thread: moves buffered items into the ring, in order, in batches.
     fn feed(&self) {
         loop {
-            if self.local.cancel_join.load(Acquire) && self.local.closed.load(Acquire) {
-                let mut pending = lock(&self.local.pending);
-                self.local.pending_len.fetch_sub(pending.len(), AcqRel);
+            if self.local().cancel_join.load(Acquire) && self.local().closed.load(Acquire) {
+                let mut pending = lock(&self.local().pending);
+                self.local().pending_len.fetch_sub(pending.len(), AcqRel);
                 pending.clear(); // cancelled: drop what is left
             }
-            let Some(size) = self.drain_pending() else {
-                let pending = lock(&self.local.pending);
+            let Some(stuck) = self.drain_pending() else {
+                let pending = lock(&self.local().pending);
                 if !pending.is_empty() {
                     continue; // a producer buffered another item meanwhile
                 }
-                self.local.feeder_active.store(false, Release);
-                self.local.drained.notify_all();
+                self.local().feeder_active.store(false, Release);
+                self.local().drained.notify_all();
                 return;
             };
-            if !futex::spin_until(Deadline::Never, || self.ring.has_room(size)) {
-                let _ = self.ring.wait_room(size, Deadline::Never);
+            // asleep until a consumer makes the room, or drains the side channel
+            match stuck {
+                Stuck::Room(size) => {
+                    let _ = self.ring.wait_room(size, Deadline::Never);
+                }
+                Stuck::Channel => {
+                    let _ = self.ring.wait_channel(Deadline::Never);
+                }
             }
         }
     }
 
     /// Waits until this process's buffered items are in the ring.
     pub(super) fn join_feeder(&self) {
-        let mut pending = lock(&self.local.pending);
+        let mut pending = lock(&self.local().pending);
         while !pending.is_empty() {
             pending = self
-                .local
+                .local()
                 .drained
                 .wait(pending)
                 .unwrap_or_else(|p| p.into_inner());
         }
         drop(pending);
-        if let Some(h) = lock(&self.local.feeder).take() {
+        if let Some(h) = lock(&self.local().feeder).take() {
             let _ = h.join();
         }
     }
 
     /// At exit: flush the buffer unless cancelled (CPython's `_finalize_join`).
     pub(super) fn finalize(&self) {
-        if self.local.cancel_join.load(Acquire) {
-            let mut pending = lock(&self.local.pending);
-            self.local.pending_len.fetch_sub(pending.len(), AcqRel);
+        if self.local().cancel_join.load(Acquire) {
+            let mut pending = lock(&self.local().pending);
+            self.local().pending_len.fetch_sub(pending.len(), AcqRel);
             pending.clear();
             return;
         }

@@ -73,6 +73,7 @@ mod feeder;
 mod ring;
 
 use crate::error::{Error, Result};
+use crate::popen_fork::ForkLocal;
 use crate::synchronize::futex::{self, Deadline};
 use feeder::Local;
 use ring::{decode_recycle, Encoded, Ring, RING};
@@ -86,18 +87,25 @@ use std::time::Duration;
 
 pub use ring::INLINE_MAX;
 
-/// A queue as this process holds it: the shared ring and this process's own state.
+/// A queue as this process holds it: the shared ring and this process's own state
+/// (fresh in a forked child: the parent's buffered items and feeder are the parent's).
 struct Core {
     ring: Ring,
-    local: Local,
+    local: ForkLocal<Local>,
 }
 
 impl Core {
     fn create(maxsize: usize, ring: usize) -> Result<Arc<Core>> {
         Ok(Arc::new(Core {
             ring: Ring::create(maxsize, ring)?,
-            local: Local::default(),
+            local: ForkLocal::new(),
         }))
+    }
+
+    /// This process's state of the queue.
+    #[inline]
+    fn local(&self) -> &Local {
+        self.local.get()
     }
 
     fn maxsize(&self) -> usize {
@@ -109,11 +117,17 @@ impl Core {
     }
 
     fn check_open(&self) -> Result<()> {
-        if self.local.closed.load(Acquire) {
+        if self.local().closed.load(Acquire) {
             Err(Error::invalid("Queue is closed"))
         } else {
             Ok(())
         }
+    }
+
+    /// Before a put: closed, or an earlier buffered item failed for good.
+    fn check_put(&self) -> Result<()> {
+        self.check_open()?;
+        self.take_failure()
     }
 }
 
@@ -172,7 +186,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
         Ok(Queue {
             core: Arc::new(Core {
                 ring,
-                local: Local::default(),
+                local: ForkLocal::new(),
             }),
             _t: PhantomData,
         })
@@ -196,7 +210,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// `put(item)`: never blocks on an unbounded queue; waits for room on a bounded one.
     /// [`Error::InvalidState`] after [`close`](Self::close).
     pub fn put(&self, item: T) -> Result<()> {
-        self.core.check_open()?;
+        self.core.check_put()?;
         let e = Encoded::new(&item)?;
         drop(item);
         if self.core.maxsize() == 0 {
@@ -208,7 +222,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// `put(item, block=False)`: [`Error::Full`] if a bounded queue has no room.
     pub fn try_put(&self, item: T) -> Result<()> {
-        self.core.check_open()?;
+        self.core.check_put()?;
         let e = Encoded::new(&item)?;
         if self.core.maxsize() == 0 {
             return self.core.put_nowait_unbounded(e, Deadline::Now);
@@ -218,7 +232,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
 
     /// `put(item, timeout=t)`: [`Error::Full`] if a bounded queue had no room in time.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.core.check_open()?;
+        self.core.check_put()?;
         let e = Encoded::new(&item)?;
         if self.core.maxsize() == 0 {
             return self.core.put_nowait_unbounded(e, deadline(timeout));
@@ -250,7 +264,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     /// `qsize()`: the approximate number of items (in the queue, plus those this
     /// process's feeder has not yet moved in).
     pub fn qsize(&self) -> usize {
-        self.core.count() + self.core.local.pending_len.load(Acquire)
+        self.core.count() + self.core.local().pending_len.load(Acquire)
     }
 
     /// `empty()`: whether the queue holds no item (approximate, as in Python).
@@ -270,27 +284,28 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Queue<T> {
     }
 
     /// `close()`: this process will put no more items; buffered ones are still
-    /// flushed by the feeder. Later `put`/`get` through this process's handles give
+    /// flushed by the feeder. Returns (once) the error a buffered item was dropped
+    /// with, if the feeder met a permanent failure (as `put` and `join_thread` do). Later `put`/`get` through this process's handles give
     /// [`Error::InvalidState`]. Other processes are not affected.
     pub fn close(&self) -> Result<()> {
-        self.core.local.closed.store(true, Release);
-        Ok(())
+        self.core.local().closed.store(true, Release);
+        self.core.take_failure()
     }
 
     /// `join_thread()`: waits until the items this process put are all in the queue
     /// (the feeder has flushed its buffer). Only after [`close`](Self::close).
     pub fn join_thread(&self) -> Result<()> {
-        if !self.core.local.closed.load(Acquire) {
+        if !self.core.local().closed.load(Acquire) {
             return Err(Error::invalid("Queue.join_thread() called before close()"));
         }
         self.core.join_feeder();
-        Ok(())
+        self.core.take_failure()
     }
 
     /// `cancel_join_thread()`: at exit, do not wait for buffered items to reach the
     /// queue (they are dropped). Needed only when the ring is full and nobody reads.
     pub fn cancel_join_thread(&self) {
-        self.core.local.cancel_join.store(true, Release);
+        self.core.local().cancel_join.store(true, Release);
     }
 }
 
@@ -346,7 +361,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> SimpleQueue<T> {
 
     /// `put(item)`.
     pub fn put(&self, item: T) -> Result<()> {
-        self.inner.core.check_open()?;
+        self.inner.core.check_put()?;
         let e = Encoded::new(&item)?;
         self.inner.core.ring.put_wait(e, Deadline::Never)
     }

@@ -129,9 +129,15 @@ impl Encoded {
                 memfd: None,
             });
         }
-        let fd = rustix::fs::memfd_create("mp-queue-item", rustix::fs::MemfdFlags::CLOEXEC)?;
+        entry_len(bytes.len())?;
+        let fd = rustix::fs::memfd_create(
+            "mp-queue-item",
+            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+        )?;
         let mut file = std::fs::File::from(fd);
         std::io::Write::write_all(&mut file, &bytes)?;
+        // written once: nobody may change it afterwards (size or bytes)
+        rustix::fs::fcntl_add_seals(&file, ITEM_SEALS)?;
         Ok(Encoded {
             bytes: Vec::new(),
             fds,
@@ -188,6 +194,17 @@ pub(super) enum Pushed {
     NoRoom,
     /// The ring lock was not free before the deadline.
     LockTimedOut,
+    /// The side channel cannot take the item's descriptors yet (transient).
+    ChannelBusy,
+}
+
+/// Errors of the side channel that pass once consumers take their items.
+fn is_transient(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::ETOOMANYREFS) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+        )
 }
 
 /// The shared-memory ring every process holding the queue maps, and the side channel
@@ -355,22 +372,12 @@ impl Ring {
         }
     }
 
-    /// Sleeps until [`room_to_wake`](Self::room_to_wake) (re-checking the exact room at
-    /// least every millisecond, so a putter whose item fits is never left waiting for
-    /// the quarter). `false` once the deadline has passed.
+    /// Sleeps until [`room_to_wake`](Self::room_to_wake) or the deadline: every get
+    /// that leaves that much room wakes the sleepers, so nothing polls. `false` once the
+    /// deadline has passed without room.
     pub(super) fn wait_room(&self, size: usize, dl: Deadline) -> bool {
-        let step = match dl {
-            Deadline::Now => return false,
-            Deadline::Never => Deadline::after(Some(Duration::from_millis(1))),
-            Deadline::At(t) => {
-                let soon = std::time::Instant::now() + Duration::from_millis(1);
-                Deadline::At(t.min(soon))
-            }
-        };
-        futex::wait_until(&self.h().get.seq, &self.h().get.sleepers, step, || {
-            self.room_to_wake(size)
-        });
-        !dl.expired()
+        let get = &self.h().get;
+        futex::wait_until(&get.seq, &get.sleepers, dl, || self.room_to_wake(size))
     }
 
     /// Bumps `w` and wakes up to `n` of its sleepers, if any.
@@ -381,12 +388,13 @@ impl Ring {
         }
     }
 
-    /// With the lock held: appends `e` if there is room. `Ok(false)` = full.
-    pub(super) fn push_locked(&self, e: &Encoded) -> Result<bool> {
+    /// With the lock held: appends `e` if there is room (and, for an item with
+    /// descriptors, the side channel takes them now). An `Err` is permanent.
+    pub(super) fn push_locked(&self, e: &Encoded) -> Result<Pushed> {
         let max = self.maxsize();
         let count = self.h().tail.count.load(Relaxed);
         if max > 0 && count as usize >= max {
-            return Ok(false);
+            return Ok(Pushed::NoRoom);
         }
         let cap = self.capacity() as u64;
         let (head, tail) = (
@@ -397,7 +405,7 @@ impl Ring {
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
         if tail.saturating_sub(head) + waste + size > cap {
-            return Ok(false);
+            return Ok(Pushed::NoRoom);
         }
         let seq = self.h().tail.seq.load(Relaxed);
         if e.kind() != KIND_INLINE {
@@ -415,7 +423,10 @@ impl Ring {
                         "short write on the queue's side channel",
                     )))
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                // the channel's buffer is full, or too many descriptors are in flight
+                // (ETOOMANYREFS, under a low RLIMIT_NOFILE): both pass as consumers take
+                // their items; the ring may have plenty of room meanwhile
+                Err(err) if is_transient(&err) => return Ok(Pushed::ChannelBusy),
                 Err(err) => return Err(err.into()),
             }
         }
@@ -432,7 +443,7 @@ impl Ring {
         let off = HEADER + (at % cap) as usize;
         let len = e.memfd.as_ref().map_or(e.bytes.len(), |(_, n)| *n);
         let mut h = [0u8; ENTRY_HDR];
-        h[..4].copy_from_slice(&(len as u32).to_le_bytes());
+        h[..4].copy_from_slice(&entry_len(len)?.to_le_bytes());
         h[4..8].copy_from_slice(&e.kind().to_le_bytes());
         h[8..].copy_from_slice(&seq.to_le_bytes());
         block.write_bytes(off, &h);
@@ -442,7 +453,7 @@ impl Ring {
         self.h().tail.seq.store(seq + 1, Relaxed);
         self.h().tail.tail.store(at + size, Release);
         self.h().tail.count.store(count + 1, Release);
-        Ok(true)
+        Ok(Pushed::Done)
     }
 
     /// With the lock held: takes the oldest entry, if any, as (bytes, descriptors).
@@ -557,11 +568,22 @@ impl Ring {
         }
         let pushed = self.push_locked(e);
         self.unlock();
-        if pushed? {
+        let pushed = pushed?;
+        if pushed == Pushed::Done {
             Self::bump(&self.h().put, 1);
-            return Ok(Pushed::Done);
         }
-        Ok(Pushed::NoRoom)
+        Ok(pushed)
+    }
+
+    /// Sleeps until the side channel can take more (or `dl`, or at most 50 ms: a
+    /// descriptor-count limit gives no wake-up, so the caller retries now and then).
+    /// `false` once the deadline has passed.
+    pub(super) fn wait_channel(&self, dl: Deadline) -> bool {
+        let step = dl.min_after(Duration::from_millis(50));
+        if let Some(left) = step.remaining() {
+            let _ = reduction::wait_writable(self.side_tx.0.as_fd(), left);
+        }
+        !dl.expired()
     }
 
     /// Puts, waiting (until the deadline) for room. `Err(Full)` on timeout.
@@ -573,6 +595,12 @@ impl Ring {
                     return Ok(());
                 }
                 Pushed::LockTimedOut => return Err(Error::Full),
+                Pushed::ChannelBusy => {
+                    if !self.wait_channel(dl) {
+                        return Err(Error::Full);
+                    }
+                    continue;
+                }
                 Pushed::NoRoom => {}
             }
             if !self.wait_room(e.ring_size(), dl) {
@@ -604,7 +632,30 @@ impl Ring {
     }
 }
 
+/// The seals of a large item's memfd: size and contents final.
+const ITEM_SEALS: rustix::fs::SealFlags = rustix::fs::SealFlags::SHRINK
+    .union(rustix::fs::SealFlags::GROW)
+    .union(rustix::fs::SealFlags::WRITE);
+
+/// The length field of an entry: items of 4 GiB or more (encoded) are refused at `put`
+/// rather than stored truncated.
+fn entry_len(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Error::MessageTooLarge {
+        len,
+        max: u32::MAX as usize,
+    })
+}
+
+/// Reads a large item: the memfd must carry the writer's seals (so nobody can change
+/// its size while we read: no `SIGBUS`, no surprise allocation) and have exactly the
+/// entry's length.
 fn read_memfd(fd: OwnedFd, len: usize) -> Result<Vec<u8>> {
+    let seals = rustix::fs::fcntl_get_seals(&fd)?;
+    if !seals.contains(ITEM_SEALS) {
+        return Err(Error::Codec(
+            "a queue item arrived in an unsealed memfd".into(),
+        ));
+    }
     let file = std::fs::File::from(fd);
     let real = file.metadata()?.len();
     if real != len as u64 {
@@ -644,7 +695,7 @@ mod tests {
         assert!(r.lock(Deadline::Now));
         let pushed = r.push_locked(e).unwrap();
         r.unlock();
-        pushed
+        pushed == Pushed::Done
     }
 
     fn pop(r: &Ring) -> Option<Result<Vec<u8>>> {
@@ -773,5 +824,33 @@ mod tests {
         assert!(pop(&r).is_none());
         assert!(push(&r, &item(9, 10)));
         assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
+    }
+
+    #[test]
+    fn items_of_4_gib_are_refused_and_memfds_must_be_sealed() {
+        assert_eq!(entry_len(5).unwrap(), 5);
+        assert!(matches!(
+            entry_len(1 << 32),
+            Err(Error::MessageTooLarge { len, .. }) if len == 1 << 32
+        ));
+        // an unsealed memfd (a foreign writer's) is refused, a sealed one read
+        let raw = rustix::fs::memfd_create("t", rustix::fs::MemfdFlags::ALLOW_SEALING).unwrap();
+        rustix::io::write(&raw, b"abc").unwrap();
+        let dup = rustix::io::fcntl_dupfd_cloexec(&raw, 0).unwrap();
+        assert!(matches!(read_memfd(dup, 3), Err(Error::Codec(_))));
+        rustix::fs::fcntl_add_seals(&raw, ITEM_SEALS).unwrap();
+        let dup = rustix::io::fcntl_dupfd_cloexec(&raw, 0).unwrap();
+        assert!(
+            matches!(read_memfd(dup, 4), Err(Error::Codec(_))),
+            "size checked"
+        );
+        assert_eq!(read_memfd(raw, 3).unwrap(), b"abc");
+        // a big item's memfd is sealed by put
+        let e = Encoded::new(&ByteBuf::from(vec![1u8; INLINE_MAX + 1])).unwrap();
+        let (fd, _) = e.memfd.as_ref().unwrap();
+        assert!(rustix::fs::fcntl_get_seals(fd)
+            .unwrap()
+            .contains(ITEM_SEALS));
+        assert!(rustix::fs::ftruncate(fd, 0).is_err());
     }
 }

@@ -39,7 +39,9 @@ unsafe impl SharedHeader for BarrierHeader {}
 /// are released. It travels to children as its offset inside the executable, so it is
 /// found again under fork, spawn and forkserver alike (a child running a different
 /// executable refuses the barrier with a `Codec` error). An action that panics breaks the
-/// barrier.
+/// barrier. The action runs outside the barrier's internal lock, so it may use the
+/// barrier itself: an action that calls [`abort`](Self::abort) or
+/// [`reset`](Self::reset) ends the round with `BrokenBarrier` for every party.
 ///
 /// ```
 /// let b = mp::Barrier::new(1, None, None)?;
@@ -118,15 +120,25 @@ impl Barrier {
         let epoch = self.h().epoch.load(SeqCst);
         let index = self.h().count.load(SeqCst);
         if index + 1 >= self.h().parties.load(SeqCst) {
-            // last to arrive: run the action, then release everyone
-            let ok = match self.action {
-                Some(f) => std::panic::catch_unwind(f).is_ok(),
-                None => true,
-            };
-            if !ok {
-                self.break_locked();
+            // last to arrive: run the action, then release everyone. The action runs
+            // outside the internal lock (the round stays full meanwhile), so it may
+            // call `abort`, `reset` or any other method of the barrier: either of the
+            // first two wins over the round, whose waiters get `BrokenBarrier`.
+            if let Some(f) = self.action {
+                self.h().count.store(index + 1, SeqCst);
                 self.iunlock();
-                return Err(Error::BrokenBarrier);
+                let ok = std::panic::catch_unwind(f).is_ok();
+                self.ilock();
+                let h = self.h();
+                if h.broken.load(SeqCst) != 0 || h.epoch.load(SeqCst) != epoch {
+                    self.iunlock();
+                    return Err(Error::BrokenBarrier);
+                }
+                if !ok {
+                    self.break_locked();
+                    self.iunlock();
+                    return Err(Error::BrokenBarrier);
+                }
             }
             self.h().count.store(0, SeqCst);
             self.h().generation.fetch_add(1, SeqCst);

@@ -20,7 +20,18 @@ struct ConditionHeader {
     ack: AtomicU32,
     /// [`Counts`], packed.
     counts: AtomicU64,
+    /// The thread ids of (up to [`SLOTS`]) registered waiters, 0 = free slot: a
+    /// notifier whose tokens are not taken checks them, and unregisters a waiter that
+    /// was killed while it waited (its wake-up would otherwise stall every notify and
+    /// then go to a later waiter). Waiters beyond `SLOTS` register without a slot and
+    /// are only covered by the notifier's overall bound.
+    slots: [AtomicU32; SLOTS],
 }
+
+/// Waiter slots of a condition.
+const SLOTS: usize = 16;
+/// How long a notifier waits for its tokens to be taken before it checks the slots.
+const CHECK_AFTER: Duration = Duration::from_millis(2);
 // SAFETY: repr(C), atomics only: every bit pattern is valid.
 unsafe impl SharedHeader for ConditionHeader {}
 
@@ -44,6 +55,12 @@ impl Counts {
     /// A waiter leaves without a token.
     fn remove_waiter(self) -> Counts {
         Counts(self.0.saturating_sub(Self::ONE_WAITER))
+    }
+    /// A dead waiter is unregistered: one waiter fewer, and no more tokens than
+    /// waiters (a token handed to it is withdrawn).
+    fn remove_dead(self) -> Counts {
+        let waiters = self.waiters().saturating_sub(1);
+        Counts((waiters << Self::WAITERS_SHIFT) | self.tokens().min(waiters))
     }
     /// A waiter leaves with a token.
     fn take_token(self) -> Counts {
@@ -192,6 +209,7 @@ impl Condition {
         }
         let dl = Deadline::after(timeout);
         self.h().counts.fetch_add(Counts::ONE_WAITER, SeqCst);
+        let mut slot = self.claim_slot();
         let depth = match &self.lock {
             AnyLock::Lock(l) => {
                 let _ = l.release();
@@ -201,10 +219,18 @@ impl Condition {
         };
         let notified = loop {
             let s = self.seq().load(SeqCst);
-            if self.take_token() {
-                break true;
+            // the slot is given up before the counts change: a kill in between leaves
+            // a registration without a slot (covered by the notifier's bound), never a
+            // slot naming a waiter that already left
+            if self.counts().tokens() != 0 {
+                self.release_slot(slot.take());
+                if self.take_token() {
+                    break true;
+                }
+                slot = self.claim_slot();
             }
             if dl.expired() {
+                self.release_slot(slot.take());
                 break self.leave();
             }
             futex::wait(self.seq(), s, dl);
@@ -273,15 +299,55 @@ impl Condition {
         // no new waiter can register) until the woken waiters took their tokens. A
         // waiter that starts waiting after this call returns can then never steal a
         // wake-up meant for an earlier one. Bounded, in case a waiter was killed.
+        // Bounded, and a waiter killed while it waited is unregistered on the way.
         let dl = Deadline::after(Some(Duration::from_secs(2)));
+        let mut check = Deadline::timeout(CHECK_AFTER);
         loop {
             let a = self.ack().load(SeqCst);
             if self.counts().tokens() == 0 || dl.expired() {
                 break;
             }
-            futex::wait(self.ack(), a, dl);
+            if check.expired() {
+                self.remove_dead_waiters();
+                check = Deadline::timeout(futex::OWNER_CHECK);
+                continue;
+            }
+            futex::wait(self.ack(), a, check.min(dl));
         }
         Ok(())
+    }
+
+    /// Takes a free waiter slot for the calling thread, if one is left.
+    fn claim_slot(&self) -> Option<usize> {
+        let me = futex::tid();
+        self.h()
+            .slots
+            .iter()
+            .position(|s| s.compare_exchange(0, me, SeqCst, Relaxed).is_ok())
+    }
+
+    fn release_slot(&self, slot: Option<usize>) {
+        if let Some(i) = slot {
+            self.h().slots[i].store(0, SeqCst);
+        }
+    }
+
+    /// Unregisters the waiters whose thread is gone (killed while waiting).
+    fn remove_dead_waiters(&self) {
+        for slot in &self.h().slots {
+            let tid = slot.load(SeqCst);
+            if tid == 0 || futex::thread_alive(tid) {
+                continue;
+            }
+            if slot.compare_exchange(tid, 0, SeqCst, Relaxed).is_err() {
+                continue;
+            }
+            let mut w = self.counts();
+            while let Err(x) = self.cas_counts(w, w.remove_dead()) {
+                w = x;
+            }
+            self.acked(w.remove_dead());
+        }
     }
 
     /// Wakes every waiter.

@@ -32,7 +32,7 @@
 //! `raw_mutex.rs`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::{Duration, Instant};
 
 use rustix::thread::futex::{self, Flags, Timespec};
@@ -81,6 +81,15 @@ impl Deadline {
             (Deadline::Now, _) | (_, Deadline::Now) => Deadline::Now,
             (Deadline::Never, s) => s,
             (s, Deadline::Never) => s,
+            (Deadline::At(a), Deadline::At(b)) => Deadline::At(a.min(b)),
+        }
+    }
+
+    /// The earlier of two deadlines.
+    pub(crate) fn min(self, other: Deadline) -> Deadline {
+        match (self, other) {
+            (Deadline::Now, _) | (_, Deadline::Now) => Deadline::Now,
+            (Deadline::Never, d) | (d, Deadline::Never) => d,
             (Deadline::At(a), Deadline::At(b)) => Deadline::At(a.min(b)),
         }
     }
@@ -353,11 +362,17 @@ impl OwnedLock {
 
 thread_local! {
     static TID: Cell<u32> = const { Cell::new(0) };
+    static GENERATION: Cell<u64> = const { Cell::new(0) };
+    static PID: Cell<u32> = const { Cell::new(0) };
 }
 static ATFORK: std::sync::Once = std::sync::Once::new();
+/// Hands out thread generations; seeded at random once per program.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn reset_tid() {
     TID.with(|t| t.set(0));
+    GENERATION.with(|g| g.set(0));
+    PID.with(|p| p.set(0));
 }
 
 /// This thread's kernel thread id (unique among the live threads of a machine), cached
@@ -370,7 +385,7 @@ pub(crate) fn tid() -> u32 {
             return v;
         }
         ATFORK.call_once(|| {
-            // SAFETY: registers a handler that only resets a thread-local cell.
+            // SAFETY: registers a handler that only resets thread-local cells.
             unsafe {
                 libc::pthread_atfork(None, None, Some(reset_tid));
             }
@@ -379,6 +394,48 @@ pub(crate) fn tid() -> u32 {
         t.set(v);
         v
     })
+}
+
+/// Who a thread is, for an owner that must not be confused with a later thread that
+/// reuses its kernel thread id (ids are recycled once `pid_max` wraps): the id, the
+/// process, and a generation no other thread of the process was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ThreadIdentity {
+    pub tid: u32,
+    pub pid: u32,
+    pub generation: u64,
+}
+
+/// The calling thread's [`ThreadIdentity`].
+pub(crate) fn identity() -> ThreadIdentity {
+    let tid = tid();
+    let generation = GENERATION.with(|g| {
+        if g.get() == 0 {
+            if NEXT_GENERATION.load(Relaxed) == 0 {
+                let mut seed = [0u8; 8];
+                let _ = getrandom::fill(&mut seed);
+                let _ = NEXT_GENERATION.compare_exchange(
+                    0,
+                    u64::from_le_bytes(seed) | 1,
+                    Relaxed,
+                    Relaxed,
+                );
+            }
+            g.set(NEXT_GENERATION.fetch_add(2, Relaxed) | 1);
+        }
+        g.get()
+    });
+    let pid = PID.with(|p| {
+        if p.get() == 0 {
+            p.set(std::process::id());
+        }
+        p.get()
+    });
+    ThreadIdentity {
+        tid,
+        pid,
+        generation,
+    }
 }
 
 /// Whether the thread `tid` (of any process) is alive: it exists and is not a zombie

@@ -51,7 +51,7 @@ use crate::error::{Error, Result};
 use crate::heap::{Block, SharedHeader};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering::*};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
 mod barrier;
@@ -289,10 +289,15 @@ pub struct RLock {
 struct RLockHeader {
     /// The [`RawLock`] word.
     state: AtomicU32,
-    /// The owning thread (its kernel thread id), 0 when free.
+    /// The owning thread's kernel thread id, 0 when free.
     owner: AtomicU32,
     /// The recursion depth.
     count: AtomicU32,
+    /// The owner's process.
+    owner_pid: AtomicU32,
+    /// The owner's generation: with the pid, tells the owner from a later thread that
+    /// got the same thread id (see [`futex::ThreadIdentity`]).
+    owner_generation: AtomicU64,
 }
 // SAFETY: repr(C), atomics only: every bit pattern is valid.
 unsafe impl SharedHeader for RLockHeader {}
@@ -318,17 +323,27 @@ impl RLock {
     fn count(&self) -> &AtomicU32 {
         &self.h().count
     }
+    /// Whether the owner recorded is `me`.
+    fn owned_by(&self, me: &futex::ThreadIdentity) -> bool {
+        let h = self.h();
+        h.owner.load(Relaxed) == me.tid
+            && h.owner_pid.load(Relaxed) == me.pid
+            && h.owner_generation.load(Relaxed) == me.generation
+    }
     pub(super) fn acquire_dl(&self, dl: Deadline) -> bool {
-        let me = futex::tid();
-        if self.owner().load(Relaxed) == me {
+        let me = futex::identity();
+        if self.owned_by(&me) {
             self.count().fetch_add(1, Relaxed);
             return true;
         }
         if !RawLock::lock(self.state(), dl) {
             return false;
         }
-        self.owner().store(me, Relaxed);
-        self.count().store(1, Relaxed);
+        let h = self.h();
+        h.owner_generation.store(me.generation, Relaxed);
+        h.owner_pid.store(me.pid, Relaxed);
+        h.owner.store(me.tid, Relaxed);
+        h.count.store(1, Relaxed);
         true
     }
     acquire_methods!();
@@ -347,9 +362,10 @@ impl RLock {
         }
         Ok(())
     }
-    /// Whether the calling thread owns the lock.
+    /// Whether the calling thread owns the lock (its thread id, process and
+    /// generation: a thread that reuses a dead owner's thread id is not the owner).
     pub fn is_owned(&self) -> bool {
-        self.owner().load(Relaxed) == futex::tid()
+        self.owned_by(&futex::identity())
     }
     /// The recursion depth (0 = free).
     pub fn recursion_count(&self) -> u32 {

@@ -35,10 +35,7 @@ pub use crate::spawn::freeze_support;
 pub use crate::synchronize::{
     AnyLock, Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore,
 };
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::util::lock;
 
 // ---------------------------------------------------------------------------------
 // Process

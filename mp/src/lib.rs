@@ -37,9 +37,6 @@
 #![allow(clippy::new_without_default)]
 
 pub mod codec;
-// Not yet brought up to the lint gates (owned by the hardening work; remove the
-// allows as each file gets its `// SAFETY:` lines and Debug impls).
-#[allow(missing_debug_implementations)]
 pub mod connection;
 pub mod context;
 pub mod dummy;
@@ -57,11 +54,6 @@ pub mod queues;
 pub mod reduction;
 pub mod resource_tracker;
 pub mod shared_memory;
-#[allow(
-    unsafe_op_in_unsafe_fn,
-    clippy::undocumented_unsafe_blocks,
-    missing_debug_implementations
-)]
 pub mod sharedctypes;
 pub mod spawn;
 pub mod synchronize;

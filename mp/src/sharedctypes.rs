@@ -746,6 +746,12 @@ pub struct ValueGuard<'a, T: ShmSafe> {
     raw: &'a RawValue<T>,
 }
 
+impl<T: ShmSafe> std::fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<ValueGuard>")
+    }
+}
+
 impl<T: ShmSafe> Deref for ValueGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -1151,6 +1157,12 @@ pub struct ArrayGuard<'a, T: ShmSafe> {
     raw: &'a RawArray<T>,
 }
 
+impl<T: ShmSafe> std::fmt::Debug for ArrayGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<ArrayGuard>")
+    }
+}
+
 impl<T: ShmSafe> Deref for ArrayGuard<'_, T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
@@ -1310,6 +1322,7 @@ pub trait ArrayInit<T> {
 }
 
 #[doc(hidden)]
+#[derive(Debug)]
 pub enum Init<T> {
     Len(usize),
     Items(Vec<T>),

@@ -598,6 +598,7 @@ fn abstract_name(path: &Path) -> Option<&[u8]> {
 /// `Client::connect(address, authkey)` (also the free function [`client`]) connects to
 /// a [`Listener`] — ours or Python's — and, with an authkey, runs the handshake
 /// ([`answer_challenge`] then [`deliver_challenge`]).
+#[derive(Debug)]
 pub struct Client;
 
 impl Client {

@@ -16,17 +16,14 @@ use crate::codec::{self, ByteBuf};
 use crate::connection::{Address, Connection};
 use crate::error::{Error, Result};
 use crate::reduction::SharedFd;
+pub(crate) use crate::util::lock;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A failed call as the server reports it: a kind (`"IndexError"`, `"KeyError"`,
 /// `"Panic"`, `"NotExposed"` …) and a message.

@@ -7,15 +7,12 @@
 //! and runs the callbacks, so a callback has always run before `get()` returns.
 
 use crate::error::{Error, Result};
+pub(crate) use crate::util::lock;
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A copy of `e` for the second and later items a single failure hits (a chunk whose
 /// worker died fails every item of it). `Error` is not `Clone` because of `Io`.

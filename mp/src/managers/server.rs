@@ -16,6 +16,7 @@ use crate::codec::{self, ByteBuf};
 use crate::connection::{Address, Connection};
 use crate::error::{Error, Result};
 use crate::reduction::SharedFd;
+use crate::spawn::panic_message;
 pub(crate) use crate::util::lock;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -291,16 +292,6 @@ fn fail_reply(f: Fail, traceback: String) -> Reply {
         kind: f.kind,
         message: f.message,
         traceback,
-    }
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
     }
 }
 

@@ -10,6 +10,7 @@ use crate::codec::ByteBuf;
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::reduction::SharedFd;
+pub(crate) use crate::spawn::panic_message;
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
@@ -97,16 +98,6 @@ impl ItemError {
                 },
             },
         }
-    }
-}
-
-pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
     }
 }
 

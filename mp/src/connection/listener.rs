@@ -618,34 +618,32 @@ pub fn client(address: impl IntoAddress, authkey: Option<&[u8]>) -> Result<Conne
             }
             None => Connection::from_unix_stream(UnixStream::connect(path)?),
         },
-        Address::Inet(host, port) => {
-            let mut last = None;
-            let mut found = None;
-            for a in (host.as_str(), port).to_socket_addrs()? {
-                match TcpStream::connect(a) {
-                    Ok(s) => {
-                        found = Some(s);
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let s = match (found, last) {
-                (Some(s), _) => s,
-                (None, Some(e)) => return Err(e.into()),
-                (None, None) => {
-                    return Err(Error::invalid(format!(
-                        "{host}:{port} resolves to no address"
-                    )))
-                }
-            };
-            let _ = s.set_nodelay(true);
-            Connection::from_tcp_stream(s)
-        }
+        Address::Inet(host, port) => Connection::from_tcp_stream(connect_tcp(&host, port)?),
     };
     if let Some(key) = authkey {
         answer_challenge(&conn, key)?;
         deliver_challenge(&conn, key)?;
     }
     Ok(conn)
+}
+
+/// Connects to the first address `host:port` resolves to that accepts, with Nagle off
+/// (small request/response messages).
+pub(crate) fn connect_tcp(host: &str, port: u16) -> Result<TcpStream> {
+    let mut last = None;
+    for a in (host, port).to_socket_addrs()? {
+        match TcpStream::connect(a) {
+            Ok(s) => {
+                let _ = s.set_nodelay(true);
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e.into()),
+        None => Err(Error::invalid(format!(
+            "{host}:{port} resolves to no address"
+        ))),
+    }
 }

@@ -64,6 +64,7 @@ mod listener;
 mod wait;
 
 pub use auth::{answer_challenge, deliver_challenge};
+pub(crate) use listener::connect_tcp;
 pub use listener::{client, Address, Client, IntoAddress, Listener, DEFAULT_HANDSHAKE_TIMEOUT};
 pub use wait::{wait, Sentinel, Waitable};
 

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::io::{BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -162,30 +162,7 @@ pub(crate) fn connect(address: &Address, authkey: &[u8]) -> Result<Channel> {
             }
             None => Stream::Unix(UnixStream::connect(path)?),
         },
-        Address::Inet(host, port) => {
-            let mut last = None;
-            let mut found = None;
-            for a in (host.as_str(), *port).to_socket_addrs()? {
-                match TcpStream::connect(a) {
-                    Ok(s) => {
-                        found = Some(s);
-                        break;
-                    }
-                    Err(e) => last = Some(e),
-                }
-            }
-            let s = match (found, last) {
-                (Some(s), _) => s,
-                (None, Some(e)) => return Err(e.into()),
-                (None, None) => {
-                    return Err(Error::invalid(format!(
-                        "{host}:{port} resolves to no address"
-                    )))
-                }
-            };
-            let _ = s.set_nodelay(true);
-            Stream::Tcp(s)
-        }
+        Address::Inet(host, port) => Stream::Tcp(crate::connection::connect_tcp(host, *port)?),
     };
     let conn = stream.handshake_conn()?;
     answer_challenge(&conn, authkey)?;

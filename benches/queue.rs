@@ -286,8 +286,22 @@ fn pipe_floor_big(n: u64) -> f64 {
     n as f64 * (1 << 20) as f64 / s / 1e9
 }
 
+/// `MP_BENCH_QUEUE_ONLY=one|two|unpinned`: only mp's `Queue` row of that placement, no
+/// python3, no table (to run under `strace -c -f` or `perf stat`).
+fn profile_only(which: &str) {
+    let pl = match which {
+        "one" => Placement::OneCpu,
+        "two" => Placement::TwoCpus,
+        _ => Placement::Unpinned,
+    };
+    println!("{:.2} M/s", mp_user(false, pick(200_000, 20_000), pl));
+}
+
 #[mp::main]
 fn main() {
+    if let Some(w) = std::env::var_os("MP_BENCH_QUEUE_ONLY") {
+        return profile_only(&w.to_string_lossy());
+    }
     let mut rep = Report::new("queue");
     let n: i64 = pick(200_000, 20_000);
     for pl in Placement::all() {
@@ -305,9 +319,18 @@ fn main() {
             });
         }
     }
-    // The old bench's row, kept to show why it printed 3.6–4.7 M/s where the workload
-    // above gets 1.7–1.8 M/s: see the report in README "Performance" (the item type and
-    // the Event do not matter; the count and where the processes run do).
+    // The old bench's row (no Event, u64, 2 M items, timed from start), kept beside the
+    // Event rows above. Why the old bench printed 3.6–4.7 M/s where users measured
+    // 1.7–1.8 M/s: not the item type (`u64` and `Option<i64>` encode to 1–4 bytes alike),
+    // not the count or the Event (fork costs ~0.2 ms of a ~100 ms run), not the start
+    // method (fork in both): its headline row pinned the parent to CPU 0 and the child
+    // to CPU 1, while users run unpinned and, on 2 vCPUs, often share one CPU. Built at
+    // 27eacb5^ (before the one futex module), this bench's Event rows give 1.1–1.3 M/s on
+    // one CPU and 1.1–1.9 M/s unpinned, but 2.0–4.2 M/s on CPU 0 / CPU 1: `perf record`
+    // of the one-CPU row shows 38.5 % in `Core::get_wait`, the consumer spinning away its
+    // time slice while the producer it waits for cannot run (strace -c: only 2 879
+    // futex calls for 200 000 items, so not syscalls). Since 27eacb5 (one spin policy
+    // that yields) one CPU and unpinned reach 4–7 M/s, so the placement rows are all kept.
     let n2: u64 = pick(2_000_000, 200_000);
     let (m, p) = interleave(
         || mp_u64(n2),

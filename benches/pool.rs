@@ -270,8 +270,47 @@ fn main_rows(ctx: Context, rep: &mut Report) {
     }
 }
 
+/// `MP_BENCH_POOL_ONLY=imap|apply|create`: only that mp workload, looped for ~2 s, no
+/// python3, no table (to run under `perf record` or `strace -c -f`).
+fn profile_only(ctx: Context, which: &str) {
+    let t = Instant::now();
+    let mut n = 0u64;
+    match which {
+        "imap" => {
+            let pool = ctx.pool(Some(2)).unwrap();
+            while t.elapsed().as_secs() < 2 {
+                n += pool.imap_unordered(square, 0..20_000u64).count() as u64;
+            }
+        }
+        "apply" => {
+            common::pin(0);
+            let pool = ctx.pool(Some(1)).unwrap();
+            while t.elapsed().as_secs() < 2 {
+                pool.apply_async(square, (n,)).get().unwrap();
+                n += 1;
+            }
+        }
+        _ => {
+            while t.elapsed().as_secs() < 2 {
+                let p = ctx.pool(Some(2)).unwrap();
+                p.close().unwrap();
+                p.join().unwrap();
+                n += 1;
+            }
+        }
+    }
+    println!(
+        "{which}: {:.2} µs each",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
+}
+
 #[mp::main]
 fn main() {
+    if let Some(w) = std::env::var_os("MP_BENCH_POOL_ONLY") {
+        let ctx = get_context(Some(StartMethod::Fork)).unwrap();
+        return profile_only(ctx, &w.to_string_lossy());
+    }
     if let Some(n) = std::env::var_os(RSS_CHILD) {
         rss_child(n.to_string_lossy().parse().unwrap_or(1_000_000));
         return;

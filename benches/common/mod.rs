@@ -357,6 +357,7 @@ fn esc(s: &str) -> String {
 fn svg(rows: &[Row]) -> String {
     let rows: Vec<&Row> = rows
         .iter()
+        .filter(|r| r.area != "codec: other formats")
         .filter(|r| r.speedup().is_some() || r.vs_floor().is_some())
         .collect();
     let (label_w, panel_w, gap, row_h, top) = (430.0, 300.0, 40.0, 18.0, 60.0);
@@ -375,7 +376,7 @@ fn svg(rows: &[Row]) -> String {
     let p1 = (label_w, -1.0f64, 3.0f64, "speed-up over CPython (× faster)");
     let p2 = (
         label_w + panel_w + gap,
-        0.0f64,
+        -1.0f64,
         2.0f64,
         "cost in OS floors (1× = floor)",
     );

@@ -42,8 +42,9 @@ for _ in range(runs):
 print(statistics.median(ts) * 1e6)
 "#;
 
+/// mp's row and the other formats' rows of one value (added by `main` area by area).
 fn row<T: Serialize + DeserializeOwned + PartialEq>(
-    rep: &mut Report,
+    rep: &mut Vec<Row>,
     name: &str,
     py_value: &str,
     value: &T,
@@ -65,7 +66,7 @@ fn row<T: Serialize + DeserializeOwned + PartialEq>(
         pickle,
     );
     let size = postcard::to_stdvec(value).unwrap().len();
-    rep.add(Row {
+    rep.push(Row {
         area: "codec",
         workload: format!("{name}: postcard (mp's codec, {size} B) vs pickle"),
         unit: "µs",
@@ -111,7 +112,7 @@ fn row<T: Serialize + DeserializeOwned + PartialEq>(
     ];
     for (fmt, f) in others {
         let size = f().1;
-        rep.add(Row {
+        rep.push(Row {
             area: "codec: other formats",
             workload: format!("{name}: {fmt} ({size} B), vs CPython pickle"),
             unit: "µs",
@@ -124,7 +125,8 @@ fn row<T: Serialize + DeserializeOwned + PartialEq>(
 }
 
 fn main() {
-    let mut rep = Report::new("codec");
+    let mut report = Report::new("codec");
+    let mut rep = Vec::new();
     row(&mut rep, "u64 (small)", "42", &42u64, 20_000);
     row(
         &mut rep,
@@ -154,5 +156,9 @@ fn main() {
         &(0..1_000_000).map(|i| i as f64 * 0.5).collect::<Vec<f64>>(),
         20,
     );
-    rep.finish();
+    rep.sort_by_key(|r| r.area != "codec");
+    for r in rep {
+        report.add(r);
+    }
+    report.finish();
 }

@@ -286,10 +286,11 @@ fn pipe_floor_big(n: u64) -> f64 {
     n as f64 * (1 << 20) as f64 / s / 1e9
 }
 
-/// `MP_BENCH_QUEUE_ONLY=one|two|unpinned`: only mp's `Queue` row of that placement, no
-/// python3, no table (to run under `strace -c -f` or `perf stat`).
+/// `MP_BENCH_QUEUE_ONLY=one|two|unpinned|big`: only mp's `Queue` row of that placement
+/// (or of 1 MiB items), no python3, no table (to run under `strace -c -f` or `perf`).
 fn profile_only(which: &str) {
     let pl = match which {
+        "big" => return println!("{:.2} GB/s", mp_big(pick(200, 20))),
         "one" => Placement::OneCpu,
         "two" => Placement::TwoCpus,
         _ => Placement::Unpinned,

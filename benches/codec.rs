@@ -149,11 +149,12 @@ fn main() {
         &(0..1000).map(|i| format!("{i:016}")).collect::<Vec<_>>(),
         500,
     );
+    let big: usize = pick(1_000_000, 100_000);
     row(
         &mut rep,
-        "Vec<f64> 1M",
-        "[i * 0.5 for i in range(1000000)]",
-        &(0..1_000_000).map(|i| i as f64 * 0.5).collect::<Vec<f64>>(),
+        &format!("Vec<f64> of {big}"),
+        &format!("[i * 0.5 for i in range({big})]"),
+        &(0..big).map(|i| i as f64 * 0.5).collect::<Vec<f64>>(),
         20,
     );
     rep.sort_by_key(|r| r.area != "codec");

@@ -219,8 +219,32 @@ fn raw_mib(child_cpu: i64) -> f64 {
     gbs
 }
 
+/// `MP_BENCH_CONN_ONLY=rt|mib` with `MP_BENCH_CPU=0|1|-1` (the child's CPU; the parent
+/// is on CPU 0 unless -1): only that mp workload, looped for ~2 s, no python3, no table
+/// (to run under `perf record` or `strace -c -f`).
+fn profile_only(which: &str) {
+    let c: i64 = std::env::var("MP_BENCH_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    pin_arg(if c < 0 { -1 } else { 0 });
+    let t = Instant::now();
+    let mut v = Vec::new();
+    while t.elapsed().as_secs() < 2 {
+        v.push(if which == "mib" {
+            mp_mib(c)
+        } else {
+            mp_round_trip(c)
+        });
+    }
+    println!("{which}: median {:.2}", common::median(v));
+}
+
 #[mp::main]
 fn main() {
+    if let Some(w) = std::env::var_os("MP_BENCH_CONN_ONLY") {
+        return profile_only(&w.to_string_lossy());
+    }
     let mut rep = Report::new("connection");
     let py_args = |pl: Placement, iters: u32| {
         vec![

@@ -272,7 +272,7 @@ fn main_rows(ctx: Context, rep: &mut Report) {
     }
 }
 
-/// `MP_BENCH_POOL_ONLY=imap|apply|create|cpu`: only that mp workload, looped for ~2 s, no
+/// `MP_BENCH_POOL_ONLY=imap|apply|create|map|cpu`: only that mp workload, looped for ~2 s, no
 /// python3, no table (to run under `perf record` or `strace -c -f`).
 fn profile_only(ctx: Context, which: &str) {
     let t = Instant::now();
@@ -282,6 +282,12 @@ fn profile_only(ctx: Context, which: &str) {
             let pool = ctx.pool(Some(2)).unwrap();
             while t.elapsed().as_secs() < 2 {
                 n += pool.imap_unordered(square, 0..20_000u64).count() as u64;
+            }
+        }
+        "map" => {
+            let pool = ctx.pool(Some(2)).unwrap();
+            while t.elapsed().as_secs() < 2 {
+                n += pool.map(square, 0..100_000u64).unwrap().len() as u64 / 100_000;
             }
         }
         "cpu" => {

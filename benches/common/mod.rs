@@ -178,6 +178,12 @@ pub struct Report {
 
 impl Report {
     pub fn new(bench: &'static str) -> Report {
+        if std::env::var_os("MP_BENCH_RENDER").is_some() {
+            // redraw table.md and speedup.svg from the last run's files, measure nothing
+            render(&out_dir());
+            println!("rendered {}", out_dir().join("speedup.svg").display());
+            std::process::exit(0);
+        }
         if !opts().json {
             println!(
                 "\n## {bench}: medians; mp and CPython {}interleaved; vs CPython = speed-up (> 1: mp faster); vs floor = mp's cost in floors (1 = at the floor){}",
@@ -232,29 +238,7 @@ impl Report {
             body.push_str(&(serde_json::json!({ "area": a, "note": n }).to_string() + "\n"));
         }
         let _ = std::fs::write(dir.join(format!("{}.jsonl", self.bench)), body);
-        let (all, notes) = load_all(&dir);
-        let mut md = String::new();
-        let mut last = "";
-        let flush_notes = |md: &mut String, area: &str| {
-            for (a, n) in &notes {
-                if a == area {
-                    md.push_str(&format!("\n{n}\n"));
-                }
-            }
-        };
-        for r in &all {
-            if r.area != last {
-                flush_notes(&mut md, last);
-                md.push_str(&header(r.area));
-                md.push('\n');
-                last = r.area;
-            }
-            md.push_str(&line(r));
-            md.push('\n');
-        }
-        flush_notes(&mut md, last);
-        let _ = std::fs::write(dir.join("table.md"), md);
-        let _ = std::fs::write(dir.join("speedup.svg"), svg(&all));
+        render(&dir);
         if !opts().json {
             println!(
                 "\n({}: {:.1} s; rows in {})",
@@ -264,6 +248,33 @@ impl Report {
             );
         }
     }
+}
+
+/// Rebuilds `table.md` and `speedup.svg` in `dir` from every bench's latest `.jsonl`.
+fn render(dir: &std::path::Path) {
+    let (all, notes) = load_all(dir);
+    let mut md = String::new();
+    let mut last = "";
+    let flush_notes = |md: &mut String, area: &str| {
+        for (a, n) in &notes {
+            if a == area {
+                md.push_str(&format!("\n{n}\n"));
+            }
+        }
+    };
+    for r in &all {
+        if r.area != last {
+            flush_notes(&mut md, last);
+            md.push_str(&header(r.area));
+            md.push('\n');
+            last = r.area;
+        }
+        md.push_str(&line(r));
+        md.push('\n');
+    }
+    flush_notes(&mut md, last);
+    let _ = std::fs::write(dir.join("table.md"), md);
+    let _ = std::fs::write(dir.join("speedup.svg"), svg(&all));
 }
 
 /// `target/mp-bench` (`target/mp-bench-quick` for `--quick` runs, so a smoke run never
@@ -360,7 +371,7 @@ fn svg(rows: &[Row]) -> String {
         .filter(|r| r.area != "codec: other formats")
         .filter(|r| r.speedup().is_some() || r.vs_floor().is_some())
         .collect();
-    let (label_w, panel_w, gap, row_h, top) = (430.0, 300.0, 40.0, 18.0, 60.0);
+    let (label_w, panel_w, gap, row_h, top) = (520.0, 300.0, 40.0, 18.0, 60.0);
     let width = label_w + 2.0 * panel_w + 2.0 * gap;
     let height = top + row_h * rows.len() as f64 + 40.0;
     let mut s = String::new();
@@ -425,7 +436,7 @@ fn svg(rows: &[Row]) -> String {
                 r##"<line x1="0" y1="{y:.1}" x2="{width}" y2="{y:.1}" stroke="#999"/>"##
             );
         }
-        let name: String = r.workload.chars().take(62).collect();
+        let name: String = r.workload.chars().take(72).collect();
         let _ = writeln!(
             s,
             r#"<text x="6" y="{:.1}"><tspan font-weight="bold">{}</tspan> {}</text>"#,

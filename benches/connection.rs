@@ -1,33 +1,32 @@
 //! Connection benchmarks beside CPython and the OS floor (`cargo bench --bench connection`).
 //!
-//! Rows: small-object round trip (parent sends `(u64, String)`, child echoes it) with
-//! both processes pinned to CPU 0, and parent on CPU 0 / child on CPU 1; the same
-//! through CPython's `multiprocessing.Pipe`; the raw floor (1-byte ping-pong over a
-//! socketpair and over two pipe(2)s). Then 1 MiB `send_bytes` throughput, mp vs
-//! CPython vs a raw socketpair. Medians of 5 runs.
+//! Rows: small-object round trip (parent sends `(u64, String)`, child echoes it; CPython
+//! `(7, 'hello')` through `multiprocessing.Pipe`, fork context) with both processes on
+//! CPU 0, parent on CPU 0 / child on CPU 1, and unpinned; floor: a 1-byte ping-pong over
+//! two pipe(2)s. Then 1 MiB `send_bytes` throughput in the same placements; floor: a raw
+//! socketpair. Medians of interleaved rounds.
 
 use mp::reduction::SharedFd;
 use mp::{Connection, Process};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::Command;
 use std::time::Instant;
 
-const RT_ITERS: u32 = 5_000;
-const MIB_ITERS: u32 = 300;
-const RUNS: usize = 5;
-
 mod common;
-use common::{median, pin};
+use common::{interleave, med, pick, pin_arg, python_args, Placement, Report, Row};
 
-fn ncpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+fn rt_iters() -> u32 {
+    pick(5_000, 500)
+}
+
+fn mib_iters() -> u32 {
+    pick(300, 30)
 }
 
 #[mp::task]
-fn echo_objects(conn: Connection, cpu: usize) {
-    pin(cpu);
+fn echo_objects(conn: Connection, cpu: i64) {
+    pin_arg(cpu);
     while let Ok(v) = conn.recv::<(u64, String)>() {
         if conn.send(&v).is_err() {
             break;
@@ -36,20 +35,8 @@ fn echo_objects(conn: Connection, cpu: usize) {
 }
 
 #[mp::task]
-fn echo_raw_socket(fd: SharedFd, cpu: usize) {
-    pin(cpu);
-    let mut fd = File::from(fd.into_owned());
-    let mut b = [0u8; 1];
-    while fd.read(&mut b).unwrap_or(0) == 1 {
-        if fd.write(&b).is_err() {
-            break;
-        }
-    }
-}
-
-#[mp::task]
-fn echo_raw_pipes(r: SharedFd, w: SharedFd, cpu: usize) {
-    pin(cpu);
+fn echo_raw_pipes(r: SharedFd, w: SharedFd, cpu: i64) {
+    pin_arg(cpu);
     let (mut r, mut w) = (File::from(r.into_owned()), File::from(w.into_owned()));
     let mut b = [0u8; 1];
     while r.read(&mut b).unwrap_or(0) == 1 {
@@ -60,8 +47,8 @@ fn echo_raw_pipes(r: SharedFd, w: SharedFd, cpu: usize) {
 }
 
 #[mp::task]
-fn sink_bytes(conn: Connection, cpu: usize) {
-    pin(cpu);
+fn sink_bytes(conn: Connection, cpu: i64) {
+    pin_arg(cpu);
     let mut total = 0u64;
     while let Ok(m) = conn.recv_bytes() {
         if m.is_empty() {
@@ -73,8 +60,8 @@ fn sink_bytes(conn: Connection, cpu: usize) {
 }
 
 #[mp::task]
-fn sink_raw(fd: SharedFd, total: u64, cpu: usize) {
-    pin(cpu);
+fn sink_raw(fd: SharedFd, total: u64, cpu: i64) {
+    pin_arg(cpu);
     let mut fd = File::from(fd.into_owned());
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0u64;
@@ -88,7 +75,7 @@ fn sink_raw(fd: SharedFd, total: u64, cpu: usize) {
 }
 
 /// µs per round trip of a small object through an mp duplex pipe.
-fn mp_round_trip(child_cpu: usize) -> f64 {
+fn mp_round_trip(child_cpu: i64) -> f64 {
     let (a, b) = mp::Pipe().unwrap();
     let p = Process::new(echo_objects, (b, child_cpu));
     p.start().unwrap();
@@ -98,11 +85,11 @@ fn mp_round_trip(child_cpu: usize) -> f64 {
         let _: (u64, String) = a.recv().unwrap();
     }
     let t = Instant::now();
-    for _ in 0..RT_ITERS {
+    for _ in 0..rt_iters() {
         a.send(&msg).unwrap();
         let _: (u64, String) = a.recv().unwrap();
     }
-    let us = t.elapsed().as_secs_f64() * 1e6 / RT_ITERS as f64;
+    let us = t.elapsed().as_secs_f64() * 1e6 / rt_iters() as f64;
     drop(a);
     p.join().unwrap();
     us
@@ -115,25 +102,14 @@ fn ping_pong(mut w: &File, mut r: &File) -> f64 {
         r.read_exact(&mut b).unwrap();
     }
     let t = Instant::now();
-    for _ in 0..RT_ITERS {
+    for _ in 0..rt_iters() {
         w.write_all(&b).unwrap();
         r.read_exact(&mut b).unwrap();
     }
-    t.elapsed().as_secs_f64() * 1e6 / RT_ITERS as f64
+    t.elapsed().as_secs_f64() * 1e6 / rt_iters() as f64
 }
 
-fn raw_socket_round_trip(child_cpu: usize) -> f64 {
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let p = Process::new(echo_raw_socket, (SharedFd::new(b.into()), child_cpu));
-    p.start().unwrap();
-    let a = File::from(OwnedFd::from(a));
-    let us = ping_pong(&a, &a);
-    drop(a);
-    p.join().unwrap();
-    us
-}
-
-fn raw_pipe_round_trip(child_cpu: usize) -> f64 {
+fn raw_pipe_round_trip(child_cpu: i64) -> f64 {
     let (r1, w1) = std::io::pipe().unwrap();
     let (r2, w2) = std::io::pipe().unwrap();
     let p = Process::new(
@@ -157,14 +133,16 @@ import os, sys, time
 from multiprocessing import get_context
 ctx = get_context('fork')
 pc, cc, iters = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if pc < 0: pc = range(os.cpu_count())
+else: pc = [pc]
 def echo(c):
-    os.sched_setaffinity(0, {cc})
+    if cc >= 0: os.sched_setaffinity(0, {cc})
     while True:
         m = c.recv()
         if m is None: break
         c.send(m)
 if __name__ == '__main__':
-    os.sched_setaffinity(0, {pc})
+    os.sched_setaffinity(0, pc)
     a, b = ctx.Pipe()
     p = ctx.Process(target=echo, args=(b,)); p.start(); b.close()
     msg = (7, 'hello')
@@ -182,8 +160,10 @@ import os, sys, time
 from multiprocessing import get_context
 ctx = get_context('fork')
 pc, cc, iters = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if pc < 0: pc = range(os.cpu_count())
+else: pc = [pc]
 def sink(c):
-    os.sched_setaffinity(0, {cc})
+    if cc >= 0: os.sched_setaffinity(0, {cc})
     n = 0
     while True:
         m = c.recv_bytes()
@@ -191,7 +171,7 @@ def sink(c):
         n += len(m)
     c.send(n)
 if __name__ == '__main__':
-    os.sched_setaffinity(0, {pc})
+    os.sched_setaffinity(0, pc)
     a, b = ctx.Pipe()
     p = ctx.Process(target=sink, args=(b,)); p.start(); b.close()
     data = bytes(1 << 20)
@@ -204,23 +184,13 @@ if __name__ == '__main__':
     p.join()
 "#;
 
-fn python(script: &str, args: &[String]) -> Option<f64> {
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn mp_mib(child_cpu: usize) -> f64 {
+fn mp_mib(child_cpu: i64) -> f64 {
     let (a, b) = mp::Pipe().unwrap();
     let p = Process::new(sink_bytes, (b, child_cpu));
     p.start().unwrap();
     let data = vec![0u8; 1 << 20];
     let t = Instant::now();
-    for _ in 0..MIB_ITERS {
+    for _ in 0..mib_iters() {
         a.send_bytes(&data).unwrap();
     }
     a.send_bytes(b"").unwrap();
@@ -230,15 +200,15 @@ fn mp_mib(child_cpu: usize) -> f64 {
     gbs
 }
 
-fn raw_mib(child_cpu: usize) -> f64 {
+fn raw_mib(child_cpu: i64) -> f64 {
     let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    let total = MIB_ITERS as u64 * (1 << 20);
+    let total = mib_iters() as u64 * (1 << 20);
     let p = Process::new(sink_raw, (SharedFd::new(b.into()), total, child_cpu));
     p.start().unwrap();
     let data = vec![0u8; 1 << 20];
     let t = Instant::now();
     let mut f = &a;
-    for _ in 0..MIB_ITERS {
+    for _ in 0..mib_iters() {
         f.write_all(&data).unwrap();
     }
     let mut b1 = [0u8; 1];
@@ -249,64 +219,82 @@ fn raw_mib(child_cpu: usize) -> f64 {
     gbs
 }
 
-fn row(name: &str, f: impl Fn() -> Option<f64>) -> Option<f64> {
-    let v: Vec<f64> = (0..RUNS).filter_map(|_| f()).collect();
-    if v.is_empty() {
-        println!("| {name:<44} | {:>10} |", "n/a");
-        return None;
+/// `MP_BENCH_CONN_ONLY=rt|mib` with `MP_BENCH_CPU=0|1|-1` (the child's CPU; the parent
+/// is on CPU 0 unless -1): only that mp workload, looped for ~2 s, no python3, no table
+/// (to run under `perf record` or `strace -c -f`).
+fn profile_only(which: &str) {
+    let c: i64 = std::env::var("MP_BENCH_CPU")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    pin_arg(if c < 0 { -1 } else { 0 });
+    let t = Instant::now();
+    let mut v = Vec::new();
+    while t.elapsed().as_secs() < 2 {
+        v.push(if which == "mib" {
+            mp_mib(c)
+        } else {
+            mp_round_trip(c)
+        });
     }
-    let m = median(v);
-    println!("| {name:<44} | {m:>10.2} |");
-    Some(m)
+    println!("{which}: median {:.2}", common::median(v));
 }
 
 #[mp::main]
 fn main() {
-    let t0 = Instant::now();
-    let placements: Vec<(&str, usize)> = if ncpus() > 1 {
-        vec![("pinned, one CPU", 0), ("CPU 0 <-> CPU 1", 1)]
-    } else {
-        vec![("pinned, one CPU", 0)]
+    if let Some(w) = std::env::var_os("MP_BENCH_CONN_ONLY") {
+        return profile_only(&w.to_string_lossy());
+    }
+    let mut rep = Report::new("connection");
+    let py_args = |pl: Placement, iters: u32| {
+        vec![
+            pl.parent_cpu().map_or(-1, |c| c as i64).to_string(),
+            pl.child_arg().to_string(),
+            iters.to_string(),
+        ]
     };
-    for (label, child_cpu) in &placements {
-        let c = *child_cpu;
-        pin(0);
-        println!("\nsmall-object round trip, {label} (µs, median of {RUNS})");
-        println!("| {:<44} | {:>10} |", "", "µs");
-        println!("|{:-<46}|{:->12}|", "", "");
-        let m = row("mp Connection send/recv (u64, String)", || {
-            Some(mp_round_trip(c))
+    for pl in Placement::all() {
+        let c = pl.child_arg();
+        pl.enter_parent();
+        let floor = med(|| raw_pipe_round_trip(c));
+        let (m, p) = interleave(
+            || mp_round_trip(c),
+            || python_args(PY_RT, &py_args(pl, rt_iters())),
+        );
+        rep.add(Row {
+            area: "connections",
+            workload: format!("send/recv round trip of (7, \"hello\"), {}", pl.label()),
+            unit: "µs",
+            mp: m,
+            cpython: p,
+            floor: Some(floor),
+            lower_is_better: true,
         });
-        let py = row("CPython Pipe send/recv (7, 'hello')", || {
-            python(PY_RT, &["0".into(), c.to_string(), RT_ITERS.to_string()])
-        });
-        let s = row("raw socketpair 1-byte ping-pong (floor)", || {
-            Some(raw_socket_round_trip(c))
-        });
-        let _ = row("raw pipe(2) 1-byte ping-pong", || {
-            Some(raw_pipe_round_trip(c))
-        });
-        if let (Some(m), Some(s)) = (m, s) {
-            println!("  mp / socketpair floor = {:.2}x", m / s);
-        }
-        if let (Some(m), Some(py)) = (m, py) {
-            println!("  mp / CPython = {:.2}x", m / py);
-        }
     }
-    for (label, child_cpu) in &placements {
-        let c = *child_cpu;
-        pin(0);
-        println!("\n1 MiB send_bytes throughput, {label} (GB/s, median of {RUNS})");
-        println!("| {:<44} | {:>10} |", "", "GB/s");
-        println!("|{:-<46}|{:->12}|", "", "");
-        let m = row("mp send_bytes / recv_bytes", || Some(mp_mib(c)));
-        let _ = row("CPython send_bytes / recv_bytes", || {
-            python(PY_MIB, &["0".into(), c.to_string(), MIB_ITERS.to_string()])
+    for pl in Placement::all() {
+        let c = pl.child_arg();
+        pl.enter_parent();
+        let floor = med(|| raw_mib(c));
+        let (m, p) = interleave(
+            || mp_mib(c),
+            || python_args(PY_MIB, &py_args(pl, mib_iters())),
+        );
+        rep.add(Row {
+            area: "connections",
+            workload: format!("1 MiB send_bytes throughput, {}", pl.label()),
+            unit: "GB/s",
+            mp: m,
+            cpython: p,
+            floor: Some(floor),
+            lower_is_better: false,
         });
-        let s = row("raw socketpair write/read (floor)", || Some(raw_mib(c)));
-        if let (Some(m), Some(s)) = (m, s) {
-            println!("  mp / floor = {:.2}x", m / s);
-        }
     }
-    eprintln!("\n(bench took {:.1} s)", t0.elapsed().as_secs_f64());
+    common::unpin();
+    rep.note(
+        "connections",
+        "Floors: round trip = a 1-byte ping-pong over two pipe(2)s between the same two \
+         processes; 1 MiB = write(2)/read(2) of 1 MiB through a raw socketpair. mp's child \
+         runs under the default start method (forkserver), CPython's under fork.",
+    );
+    rep.finish();
 }

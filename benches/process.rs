@@ -1,10 +1,10 @@
 //! Process start + join per start method: mp beside CPython's multiprocessing and the
 //! OS floor (raw fork + _exit + waitpid; raw posix_spawn of this same binary).
 //!
-//! `cargo bench --bench process` prints a table of medians and ratios.
+//! Each round is the median of many starts; mp and CPython rounds alternate.
 
 mod common;
-use common::median;
+use common::{interleave, med, median, pick, python_args, Report, Row};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -48,25 +48,16 @@ fn raw_exec_self() {
     assert!(st.success());
 }
 
-fn cpython(method: &str, n: usize) -> Option<f64> {
-    let script = format!(
-        r#"
-import multiprocessing as mp, time, statistics
+const PY_START: &str = r#"
+import multiprocessing as mp, sys, time, statistics
 def f(): pass
 if __name__ == '__main__':
-    ctx = mp.get_context('{method}')
+    ctx = mp.get_context(sys.argv[1]); n = int(sys.argv[2])
     ts = []
-    for i in range({n} + 3):
+    for i in range(n + 3):
         t = time.perf_counter(); p = ctx.Process(target=f); p.start(); p.join(); ts.append(time.perf_counter() - t)
     print(statistics.median(ts[3:]) * 1e3)
-"#
-    );
-    let dir = tempfile::tempdir().ok()?;
-    let path = dir.path().join("bench_start.py");
-    std::fs::write(&path, script).ok()?;
-    let out = Command::new("python3").arg(&path).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
+"#;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
@@ -77,47 +68,39 @@ fn main() {
     if std::env::var_os(RAW_EXIT).is_some() {
         std::process::exit(0);
     }
-    let n = 200;
-    let fork_floor = time(n, raw_fork);
-    let exec_floor = time(n / 2, raw_exec_self);
-    println!("process start + join, medians (ms); floor: raw fork+_exit+waitpid {:.3}, raw exec of this binary {:.3}", ms(fork_floor), ms(exec_floor));
-    println!(
-        "{:<11} {:>9} {:>9} {:>9} {:>13} {:>14}",
-        "method", "mp", "CPython", "floor", "mp/floor", "CPython/mp"
-    );
+    let mut rep = Report::new("process");
+    let n = pick(40, 5);
+    let fork_floor = med(|| ms(time(n, raw_fork)));
+    let exec_floor = med(|| ms(time(n / 2, raw_exec_self)));
     for method in mp::get_all_start_methods() {
         let ctx = mp::get_context(Some(method)).unwrap();
-        let runs = if method == mp::StartMethod::Spawn {
-            n / 2
-        } else {
-            n
-        };
-        let t = time(runs, || {
-            let p = ctx.process(noop, ());
-            p.start().unwrap();
-            p.join().unwrap();
-        });
-        let floor = if method == mp::StartMethod::Spawn {
-            exec_floor
-        } else {
-            fork_floor
-        };
-        let py = cpython(
-            &method.to_string(),
-            if method == mp::StartMethod::Spawn {
-                20
-            } else {
-                50
+        let spawn = method == mp::StartMethod::Spawn;
+        let runs = if spawn { n / 2 } else { n };
+        let py_runs = if spawn { n / 4 } else { n / 2 };
+        let (m, p) = interleave(
+            || {
+                ms(time(runs, || {
+                    let p = ctx.process(noop, ());
+                    p.start().unwrap();
+                    p.join().unwrap();
+                }))
             },
+            || python_args(PY_START, &[method.to_string(), py_runs.max(1).to_string()]),
         );
-        println!(
-            "{:<11} {:>9.3} {:>9} {:>9.3} {:>12.2}x {:>13}",
-            method.to_string(),
-            ms(t),
-            py.map_or("n/a".into(), |p| format!("{p:.3}")),
-            ms(floor),
-            ms(t) / ms(floor),
-            py.map_or("n/a".into(), |p| format!("{:.1}x", p / ms(t))),
-        );
+        rep.add(Row {
+            area: "processes",
+            workload: format!("Process start + join, {method}"),
+            unit: "ms",
+            mp: m,
+            cpython: p,
+            floor: Some(if spawn { exec_floor } else { fork_floor }),
+            lower_is_better: true,
+        });
     }
+    rep.note(
+        "processes",
+        "Floors: fork and forkserver = a raw fork + _exit + waitpid; spawn = fork + exec of \
+         this binary (exiting at once) + wait.",
+    );
+    rep.finish();
 }

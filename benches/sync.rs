@@ -1,13 +1,13 @@
 //! Synchronization benchmarks beside CPython and the OS floor (harness = false).
 //!
-//! Rows: uncontended lock acquire+release, locked value increment, two-process
-//! semaphore ping-pong (one way, both processes pinned to CPU 0, and on CPUs 0 / 1),
-//! a child summing a shared `Array<f64>` of 1 M. Floors: a raw futex word, a
+//! Rows: uncontended lock acquire+release; two-process semaphore ping-pong (one way,
+//! both processes on CPU 0, on CPUs 0 / 1, unpinned); locked value increment and a child
+//! summing a shared `Array<f64>` of 1 M (area "shared memory"). Floors: a raw futex word, a
 //! `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED`, `sem_t` (pshared) ping-pong, a plain
 //! slice sum. CPython is driven through `python3`.
 
 mod common;
-use common::{pin, python, unpin};
+use common::{interleave, med, pick, pin_arg, python, Placement, Report, Row};
 
 mp::test_support!();
 use mp::*;
@@ -22,9 +22,7 @@ fn ns_per(iters: u64, f: impl FnOnce()) -> f64 {
 
 #[mp::task]
 fn pong(ping: Semaphore, pongs: Semaphore, n: u64, cpu: i64) {
-    if cpu >= 0 {
-        pin(cpu as usize);
-    }
+    pin_arg(cpu);
     for _ in 0..n {
         ping.acquire();
         pongs.release().unwrap();
@@ -66,9 +64,7 @@ fn sem_pingpong(n: u64, child_cpu: i64) -> f64 {
         libc::sem_init(b, 1, 0);
         let pid = libc::fork();
         if pid == 0 {
-            if child_cpu >= 0 {
-                pin(child_cpu as usize);
-            }
+            pin_arg(child_cpu);
             for _ in 0..n {
                 libc::sem_wait(a);
                 libc::sem_post(b);
@@ -83,6 +79,49 @@ fn sem_pingpong(n: u64, child_cpu: i64) -> f64 {
         let ns = t.elapsed().as_nanos() as f64 / n as f64 / 2.0;
         libc::waitpid(pid, std::ptr::null_mut(), 0);
         libc::munmap(m.cast(), sz);
+        ns
+    }
+}
+
+/// Two forked processes (CPU 0 and CPU 1) bouncing one shared atomic word, spinning:
+/// ns one way.
+fn spin_pingpong(n: u64) -> f64 {
+    // SAFETY: a shared anonymous mapping holding one zeroed AtomicU32 (a valid value);
+    // the child only uses it and _exits.
+    unsafe {
+        let sz = 64;
+        let m = libc::mmap(
+            std::ptr::null_mut(),
+            sz,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(m, libc::MAP_FAILED);
+        let w = &*(m as *const AtomicU32);
+        let pid = libc::fork();
+        if pid == 0 {
+            common::pin(1);
+            for i in 0..n as u32 {
+                while w.load(Ordering::Acquire) != 2 * i + 1 {
+                    std::hint::spin_loop();
+                }
+                w.store(2 * i + 2, Ordering::Release);
+            }
+            libc::_exit(0);
+        }
+        common::pin(0);
+        let t = Instant::now();
+        for i in 0..n as u32 {
+            w.store(2 * i + 1, Ordering::Release);
+            while w.load(Ordering::Acquire) != 2 * i + 2 {
+                std::hint::spin_loop();
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / n as f64 / 2.0;
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+        libc::munmap(m, sz);
         ns
     }
 }
@@ -115,37 +154,29 @@ fn pthread_mutex_ns(n: u64) -> f64 {
 }
 
 #[mp::task]
-fn sum_child(a: Array<f64>) -> (f64, u64) {
+fn sum_child(a: Array<f64>) -> (f64, u64, u64) {
     let t = Instant::now();
     let s: f64 = a.lock().iter().sum();
-    (s, t.elapsed().as_nanos() as u64)
+    let first = t.elapsed().as_nanos() as u64;
+    // a second pass: the pages are mapped in this child now
+    let t = Instant::now();
+    let s2: f64 = a.lock().iter().sum();
+    assert_eq!(s, s2);
+    (s, first, t.elapsed().as_nanos() as u64)
 }
 
-fn row(name: &str, ours: f64, py: Option<f64>, floor: f64, unit: &str) {
-    let py_s = py.map_or("n/a".to_string(), |p| format!("{p:.1}"));
-    let ratio = py.map_or("n/a".to_string(), |p| format!("{:.1}x", p / ours));
-    println!(
-        "{name:<44} {ours:>10.2} {py_s:>10} {floor:>10.2} {unit:>4}  vs CPython {ratio:>7}  vs floor {:.2}x",
-        ours / floor
-    );
-}
-
-fn main() {
-    let n = 5_000_000u64;
-    println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>4}",
-        "benchmark", "mp", "CPython", "floor", "unit"
-    );
-
-    let lock = Lock::new().unwrap();
-    let ours = ns_per(n, || {
+fn lock_ns(lock: &Lock, n: u64) -> f64 {
+    ns_per(n, || {
         for _ in 0..n {
             lock.acquire();
             lock.release().unwrap();
         }
-    });
+    })
+}
+
+fn cas_ns(n: u64) -> f64 {
     let word = AtomicU32::new(0);
-    let futex = ns_per(n, || {
+    ns_per(n, || {
         for _ in 0..n {
             let _ = std::hint::black_box(&word).compare_exchange(
                 0,
@@ -155,82 +186,170 @@ fn main() {
             );
             word.swap(0, Ordering::Release);
         }
+    })
+}
+
+const PY_PP: &str = "import multiprocessing as m,time,os,sys
+pc,cc,n=int(sys.argv[1]),int(sys.argv[2]),int(sys.argv[3])
+def c(a,b,n,cc):
+ if cc>=0: os.sched_setaffinity(0,[cc])
+ for _ in range(n):
+  a.acquire();b.release()
+if __name__=='__main__':
+ os.sched_setaffinity(0,[pc] if pc>=0 else range(os.cpu_count()))
+ ctx=m.get_context('fork')
+ a=ctx.Semaphore(0);b=ctx.Semaphore(0)
+ p=ctx.Process(target=c,args=(a,b,n,cc));p.start()
+ t=time.perf_counter()
+ for _ in range(n):
+  a.release();b.acquire()
+ print((time.perf_counter()-t)/n/2*1e6)
+ p.join()";
+
+fn main() {
+    let mut rep = Report::new("sync");
+    let n: u64 = pick(5_000_000, 200_000);
+    let lock = Lock::new().unwrap();
+    let floor = med(|| cas_ns(n));
+    let (m, p) = interleave(
+        || lock_ns(&lock, n),
+        || {
+            python(&format!(
+                "import multiprocessing as m,time\nl=m.Lock();n={}\nt=time.perf_counter()\nfor _ in range(n):\n l.acquire();l.release()\nprint((time.perf_counter()-t)/n*1e9)",
+                n / 5
+            ))
+        },
+    );
+    rep.add(Row {
+        area: "sync",
+        workload: "Lock acquire + release, uncontended".into(),
+        unit: "ns",
+        mp: m,
+        cpython: p,
+        floor: Some(floor),
+        lower_is_better: true,
     });
-    let py = python(
-        "import multiprocessing as m,time\nl=m.Lock();n=1000000\nt=time.perf_counter()\nfor _ in range(n):\n l.acquire();l.release()\nprint((time.perf_counter()-t)/n*1e9)",
-    );
-    row("lock acquire+release (uncontended)", ours, py, futex, "ns");
-    println!(
-        "{:<44} {:>10.2} ns (pthread pshared mutex)",
-        "",
-        pthread_mutex_ns(n)
-    );
+
+    for pl in Placement::all() {
+        let k: u64 = match pl {
+            Placement::OneCpu => pick(50_000, 5_000),
+            _ => pick(20_000, 2_000),
+        };
+        pl.enter_parent();
+        let c = pl.child_arg();
+        let floor = if pl == Placement::TwoCpus {
+            med(|| spin_pingpong(k * 10)) / 1000.0
+        } else {
+            med(|| sem_pingpong(k, c)) / 1000.0
+        };
+        let (m, p) = interleave(
+            || mp_pingpong(k, c) / 1000.0,
+            || {
+                common::python_args(
+                    PY_PP,
+                    &[
+                        pl.parent_cpu().map_or(-1, |c| c as i64).to_string(),
+                        c.to_string(),
+                        (k / 2).to_string(),
+                    ],
+                )
+            },
+        );
+        rep.add(Row {
+            area: "sync",
+            workload: format!("Semaphore ping-pong, one way, {}", pl.label()),
+            unit: "µs",
+            mp: m,
+            cpython: p,
+            floor: Some(floor),
+            lower_is_better: true,
+        });
+    }
+    common::unpin();
 
     let v = Value::new(0u64).unwrap();
-    let m = 2_000_000u64;
-    let ours = ns_per(m, || {
-        for _ in 0..m {
-            *v.lock() += 1;
-        }
+    let m2: u64 = pick(2_000_000, 100_000);
+    let floor = med(|| pthread_mutex_ns(m2));
+    let (m, p) = interleave(
+        || {
+            ns_per(m2, || {
+                for _ in 0..m2 {
+                    *v.lock() += 1;
+                }
+            })
+        },
+        || {
+            python(&format!(
+                "import multiprocessing as m,time\nv=m.Value('l',0);n={}\nt=time.perf_counter()\nfor _ in range(n):\n with v.get_lock(): v.value+=1\nprint((time.perf_counter()-t)/n*1e9)",
+                m2 / 7
+            ))
+        },
+    );
+    rep.add(Row {
+        area: "shared memory",
+        workload: "Value<u64> locked increment".into(),
+        unit: "ns",
+        mp: m,
+        cpython: p,
+        floor: Some(floor),
+        lower_is_better: true,
     });
-    let py = python(
-        "import multiprocessing as m,time\nv=m.Value('l',0);n=300000\nt=time.perf_counter()\nfor _ in range(n):\n with v.get_lock(): v.value+=1\nprint((time.perf_counter()-t)/n*1e9)",
-    );
-    row(
-        "locked value increment",
-        ours,
-        py,
-        pthread_mutex_ns(m),
-        "ns",
-    );
 
-    let py_pp = |cpu: &str| {
-        python(&format!(
-            "import multiprocessing as m,time,os\ndef c(a,b,n,cpu):\n if cpu>=0: os.sched_setaffinity(0,[cpu])\n for _ in range(n):\n  a.acquire();b.release()\nif __name__=='__main__':\n os.sched_setaffinity(0,[0])\n m.set_start_method('fork')\n a=m.Semaphore(0);b=m.Semaphore(0);n=20000\n p=m.Process(target=c,args=(a,b,n,{cpu}));p.start()\n t=time.perf_counter()\n for _ in range(n):\n  a.release();b.acquire()\n print((time.perf_counter()-t)/n/2*1e9)\n p.join()"
-        ))
-    };
-    pin(0);
-    let k = 50_000;
-    let ours = mp_pingpong(k, -1);
-    let floor = sem_pingpong(k, -1);
-    row(
-        "ping-pong one way, 1 CPU (taskset -c 0)",
-        ours / 1000.0,
-        py_pp("-1").map(|x| x / 1000.0),
-        floor / 1000.0,
-        "us",
-    );
-    let k = 20_000;
-    let ours = mp_pingpong(k, 1);
-    let floor = sem_pingpong(k, 1);
-    row(
-        "ping-pong one way, CPU 0 <-> CPU 1",
-        ours / 1000.0,
-        py_pp("1").map(|x| x / 1000.0),
-        floor / 1000.0,
-        "us",
-    );
-    unpin();
-
-    let len = 1_000_000;
+    let len = pick(1_000_000, 100_000);
     let a = Array::<f64>::new(len).unwrap();
     for (i, x) in a.lock().iter_mut().enumerate() {
         *x = i as f64;
     }
-    let (s, ns) = mp::spawn(sum_child, (a.clone(),)).unwrap().join().unwrap();
-    assert_eq!(s, (0..len).map(|i| i as f64).sum::<f64>());
+    let expect = (0..len).map(|i| i as f64).sum::<f64>();
     let local: Vec<f64> = (0..len).map(|i| i as f64).collect();
-    let floor = ns_per(1, || {
-        std::hint::black_box(std::hint::black_box(&local).iter().sum::<f64>());
+    let floor = med(|| {
+        ns_per(1, || {
+            std::hint::black_box(std::hint::black_box(&local).iter().sum::<f64>());
+        }) / 1e6
     });
-    let py = python(
-        "import multiprocessing as m,time\ndef c(a,q):\n t=time.perf_counter();s=sum(a);q.put((time.perf_counter()-t)*1e3)\nif __name__=='__main__':\n a=m.Array('d',range(1000000));q=m.SimpleQueue();p=m.Process(target=c,args=(a,q));p.start();print(q.get());p.join()",
+    let mut second = Vec::new();
+    let (m, p) = interleave(
+        || {
+            let (s, ns, ns2) = mp::spawn(sum_child, (a.clone(),)).unwrap().join().unwrap();
+            assert_eq!(s, expect);
+            second.push(ns2 as f64 / 1e6);
+            ns as f64 / 1e6
+        },
+        || {
+            python(&format!(
+                "import multiprocessing as m,time\ndef c(a,q):\n t=time.perf_counter();s=sum(a);q.put((time.perf_counter()-t)*1e3)\nif __name__=='__main__':\n ctx=m.get_context('fork');a=ctx.Array('d',range({len}));q=ctx.SimpleQueue();p=ctx.Process(target=c,args=(a,q));p.start();print(q.get());p.join()"
+            ))
+        },
     );
-    row(
-        "child sums shared Array<f64> of 1M",
-        ns as f64 / 1e6,
-        py,
-        floor / 1e6,
-        "ms",
+    rep.add(Row {
+        area: "shared memory",
+        workload: format!("a child sums a shared Array<f64> of {len}"),
+        unit: "ms",
+        mp: m,
+        cpython: p,
+        floor: Some(floor),
+        lower_is_better: true,
+    });
+    rep.add(Row {
+        area: "shared memory",
+        workload: "same, a second pass in the same child (pages mapped)".into(),
+        unit: "ms",
+        mp: common::median(second),
+        cpython: None,
+        floor: Some(floor),
+        lower_is_better: true,
+    });
+    rep.note(
+        "sync",
+        "Floors: Lock = an atomic CAS + store on a local word; ping-pong on one CPU and \
+         unpinned = sem_t (pshared) between two forked processes; across CPUs = two \
+         processes spinning on one shared atomic word (the cost of moving the cache line, \
+         what an adaptive spin can reach). CPython: fork context.",
     );
+    rep.note(
+        "shared memory",
+        "Floors: increment = lock + unlock of a pshared pthread mutex (without the add); \
+         sum = the same sum over a local Vec<f64> in the parent.",
+    );
+    rep.finish();
 }

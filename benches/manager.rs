@@ -21,23 +21,13 @@
 //! process exits as soon as it has answered the shutdown).
 
 mod common;
-use common::{pin, python, unpin};
+use common::{pick, pin, python, unpin, Report, Row};
 
 mp::test_support!();
 use mp::{get_context, StartMethod};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
-
-fn row(name: &str, ours: f64, py: Option<f64>, floor: Option<f64>, unit: &str) {
-    let py_s = py.map_or("n/a".to_string(), |p| format!("{p:.1}"));
-    let ratio = py.map_or("n/a".to_string(), |p| format!("{:.1}x", p / ours));
-    let floor_s = floor.map_or("".to_string(), |f| format!("{f:.2}"));
-    let vs_floor = floor.map_or("".to_string(), |f| format!("  vs floor {:.2}x", ours / f));
-    println!(
-        "{name:<44} {ours:>10.2} {py_s:>10} {floor_s:>10} {unit:>4}  vs CPython {ratio:>7}{vs_floor}"
-    );
-}
 
 /// `list.append` through a proxy, µs per call; the server starts under spawn, so it
 /// inherits this thread's affinity at that moment.
@@ -109,32 +99,40 @@ fn mp_start_shutdown(n: usize) -> f64 {
 }
 
 fn main() {
-    println!(
-        "{:<44} {:>10} {:>10} {:>10} {:>4}",
-        "benchmark", "mp", "CPython", "floor", "unit"
-    );
+    let mut rep = Report::new("manager");
+    let row = |workload: &str, unit: &'static str, mp: f64, cpython, floor| Row {
+        area: "managers",
+        workload: workload.into(),
+        unit,
+        mp,
+        cpython,
+        floor,
+        lower_is_better: true,
+    };
     pin(0);
-    let ours = mp_append(50_000);
-    let floor = socketpair_rtt_us(50_000);
-    row(
-        "proxy list.append, one CPU (taskset -c 0)",
+    let n = pick(50_000, 2_000);
+    let ours = mp_append(n);
+    let floor = socketpair_rtt_us(n);
+    rep.add(row(
+        "proxy list.append, one CPU",
+        "µs",
         ours,
         py_append(true),
         Some(floor),
-        "us",
-    );
+    ));
     unpin();
-    let ours = mp_append(20_000);
-    row(
+    let ours = mp_append(pick(20_000, 2_000));
+    rep.add(row(
         "proxy list.append, unpinned",
+        "µs",
         ours,
         py_append(false),
         None,
-        "us",
-    );
-    let ours = mp_start_shutdown(20);
+    ));
+    let ours = mp_start_shutdown(pick(20, 3));
     let py = python(
         "import multiprocessing as m,time\nif __name__=='__main__':\n m.Manager().shutdown()\n n=10;t=time.perf_counter()\n for _ in range(n):\n  mg=m.Manager();mg.shutdown()\n print((time.perf_counter()-t)/n*1e3)",
     );
-    row("manager start + shutdown", ours, py, None, "ms");
+    rep.add(row("manager start + shutdown", "ms", ours, py, None));
+    rep.finish();
 }

@@ -490,7 +490,7 @@ impl<'de> Deserialize<'de> for SharedMemory {
 }
 
 mod list;
-use list::py_str_repr;
+use crate::util::py_str_repr;
 pub use list::{Item, ShareableItem, ShareableList};
 
 #[doc(hidden)]

@@ -210,15 +210,7 @@ fn ring_floor(n: u64, pl: Placement) -> f64 {
     // only touches the ring and _exits.
     let secs = unsafe {
         let sz = std::mem::size_of::<Ring>();
-        let m = libc::mmap(
-            std::ptr::null_mut(),
-            sz,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(m, libc::MAP_FAILED);
+        let m = common::shared_anon(sz);
         let r = &*(m as *const Ring);
         let pid = libc::fork();
         if pid == 0 {

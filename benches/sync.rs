@@ -51,14 +51,7 @@ fn sem_pingpong(n: u64, child_cpu: i64) -> f64 {
     // the child only uses them and _exits.
     unsafe {
         let sz = 2 * std::mem::size_of::<libc::sem_t>();
-        let m = libc::mmap(
-            std::ptr::null_mut(),
-            sz,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        ) as *mut libc::sem_t;
+        let m = common::shared_anon(sz) as *mut libc::sem_t;
         let (a, b) = (m, m.add(1));
         libc::sem_init(a, 1, 0);
         libc::sem_init(b, 1, 0);
@@ -90,15 +83,7 @@ fn spin_pingpong(n: u64) -> f64 {
     // the child only uses it and _exits.
     unsafe {
         let sz = 64;
-        let m = libc::mmap(
-            std::ptr::null_mut(),
-            sz,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        );
-        assert_ne!(m, libc::MAP_FAILED);
+        let m = common::shared_anon(sz);
         let w = &*(m as *const AtomicU32);
         let pid = libc::fork();
         if pid == 0 {
@@ -130,14 +115,7 @@ fn pthread_mutex_ns(n: u64) -> f64 {
     // SAFETY: a process-shared mutex in a shared anonymous mapping, used by this thread.
     unsafe {
         let sz = std::mem::size_of::<libc::pthread_mutex_t>();
-        let m = libc::mmap(
-            std::ptr::null_mut(),
-            sz,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        ) as *mut libc::pthread_mutex_t;
+        let m = common::shared_anon(sz) as *mut libc::pthread_mutex_t;
         let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
         libc::pthread_mutexattr_init(&mut attr);
         libc::pthread_mutexattr_setpshared(&mut attr, libc::PTHREAD_PROCESS_SHARED);

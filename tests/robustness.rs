@@ -526,34 +526,26 @@ fn two_parties(b: &'static mp::Barrier) -> Vec<mp::Result<usize>> {
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// Both parties of `b` (whose action aborts or resets it) get `BrokenBarrier`, within a
+/// bound: before the fix the action deadlocked on the barrier's internal lock.
+fn action_breaks_the_round(b: &'static mp::Barrier, what: &str) {
+    let results = within(Duration::from_secs(10), what, move || two_parties(b));
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
+        "{what}: {results:?}"
+    );
+}
+
 #[test]
 fn a_barrier_action_may_abort_or_reset_the_barrier() {
     let b = ABORTING.get_or_init(|| mp::Barrier::new(2, Some(abort_from_action), None).unwrap());
-    let results = within(
-        Duration::from_secs(10),
-        "barrier whose action aborts",
-        move || two_parties(b),
-    );
-    assert!(
-        results
-            .iter()
-            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
-        "{results:?}"
-    );
+    action_breaks_the_round(b, "barrier whose action aborts");
     assert!(b.broken());
 
     let b = RESETTING.get_or_init(|| mp::Barrier::new(2, Some(reset_from_action), None).unwrap());
-    let results = within(
-        Duration::from_secs(10),
-        "barrier whose action resets",
-        move || two_parties(b),
-    );
-    assert!(
-        results
-            .iter()
-            .all(|r| matches!(r, Err(mp::Error::BrokenBarrier))),
-        "{results:?}"
-    );
+    action_breaks_the_round(b, "barrier whose action resets");
     assert!(!b.broken(), "reset leaves it usable");
 }
 

@@ -631,3 +631,21 @@ pub fn python_nums(code: &str, args: &[String]) -> Option<Vec<f64>> {
         .collect();
     (!v.is_empty()).then_some(v)
 }
+
+/// A zeroed anonymous `MAP_SHARED` mapping of `len` bytes, inherited by forked children
+/// (the floors' shared words); release it with `libc::munmap`.
+pub fn shared_anon(len: usize) -> *mut libc::c_void {
+    // SAFETY: a fresh anonymous mapping; no existing memory is touched.
+    let m = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(m, libc::MAP_FAILED, "mmap of {len} shared bytes");
+    m
+}

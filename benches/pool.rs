@@ -275,18 +275,31 @@ fn main_rows(ctx: Context, rep: &mut Report) {
 /// `MP_BENCH_POOL_ONLY=imap|apply|create|map|cpu`: only that mp workload, looped for ~2 s, no
 /// python3, no table (to run under `perf record` or `strace -c -f`).
 fn profile_only(ctx: Context, which: &str) {
+    // MP_BENCH_POOL_ITERS=k: exactly k loops (maps, imap runs, calls, pools) instead of
+    // ~2 s, for instruction counts under `valgrind --tool=callgrind`
+    let iters: Option<u64> = std::env::var("MP_BENCH_POOL_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    let mut loops = 0u64;
     let t = Instant::now();
+    let mut more = || {
+        loops += 1;
+        match iters {
+            Some(k) => loops <= k,
+            None => t.elapsed().as_secs() < 2,
+        }
+    };
     let mut n = 0u64;
     match which {
         "imap" => {
             let pool = ctx.pool(Some(2)).unwrap();
-            while t.elapsed().as_secs() < 2 {
+            while more() {
                 n += pool.imap_unordered(square, 0..20_000u64).count() as u64;
             }
         }
         "map" => {
             let pool = ctx.pool(Some(2)).unwrap();
-            while t.elapsed().as_secs() < 2 {
+            while more() {
                 n += pool.map(square, 0..100_000u64).unwrap().len() as u64 / 100_000;
             }
         }
@@ -309,13 +322,13 @@ fn profile_only(ctx: Context, which: &str) {
         "apply" => {
             common::pin(0);
             let pool = ctx.pool(Some(1)).unwrap();
-            while t.elapsed().as_secs() < 2 {
+            while more() {
                 pool.apply_async(square, (n,)).get().unwrap();
                 n += 1;
             }
         }
         _ => {
-            while t.elapsed().as_secs() < 2 {
+            while more() {
                 let p = ctx.pool(Some(2)).unwrap();
                 p.close().unwrap();
                 p.join().unwrap();

@@ -42,7 +42,6 @@ pub(crate) mod worker;
 pub use result::{AsyncResult, ImapIter};
 pub use thread::{ThreadPool, ThreadTask};
 
-use crate::codec::ByteBuf;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::spawn::TaskFn;
@@ -88,11 +87,11 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for Typed<R> {
         &self,
         start: usize,
         count: usize,
-        results: std::result::Result<ByteBuf, ItemError>,
+        results: std::result::Result<&[u8], ItemError>,
         task: &str,
     ) {
         let decoded = results.map_err(|e| e.into_error(task)).and_then(|bytes| {
-            let (values, errors): worker::ChunkResults<R> = crate::codec::decode(&bytes)?;
+            let (values, errors): worker::ChunkResults<R> = crate::codec::decode(bytes)?;
             // failed items by strictly increasing index within the chunk
             let in_range = errors.iter().all(|(i, _)| (*i as usize) < count)
                 && errors.windows(2).all(|w| w[0].0 < w[1].0);
@@ -434,18 +433,26 @@ impl Pool {
                 (None, None) => default_chunksize(items.len(), self.size),
             };
             let id = self.shared.new_job_id();
-            let mut chunks = Vec::with_capacity(items.len().div_ceil(cs));
-            for (k, part) in items.chunks(cs).enumerate() {
+            let sink = Typed::sink(Arc::new(MapSink::new(items.len(), result.clone())));
+            // each chunk goes to the workers as soon as it is encoded, so that they run
+            // while the rest is encoded (encoding all first left a CPU idle)
+            let mut parts = items.chunks(cs).enumerate();
+            let encode = |(k, part): (usize, &[Args])| {
                 let mut c = Chunk::new(id, k * cs, task);
-                fill_chunk(&mut c, part)?;
-                chunks.push(c);
+                fill_chunk(&mut c, part).map(|()| c)
+            };
+            let first = parts.next().map(encode).transpose()?;
+            self.shared
+                .submit(sink, first.into_iter().collect(), true, id)?;
+            for part in parts {
+                let pushed = encode(part).and_then(|c| self.shared.push_chunk(c));
+                if let Err(e) = pushed {
+                    self.shared.abort_feeding(id, &e);
+                    return Ok(());
+                }
             }
-            drop(items);
-            let sink = Typed::sink(Arc::new(MapSink::new(
-                chunks.iter().map(Chunk::len).sum(),
-                result.clone(),
-            )));
-            self.shared.submit(sink, chunks, false, id)
+            self.shared.finish_feeding(id, items.len());
+            Ok(())
         })();
         if let Err(e) = submitted {
             result.complete(Err(e));

@@ -15,6 +15,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::process::Process;
 use crate::reduction::SharedFd;
+use serde_bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -32,7 +33,7 @@ pub(crate) trait JobSink: Send + Sync {
         &self,
         start: usize,
         count: usize,
-        results: std::result::Result<ByteBuf, ItemError>,
+        results: std::result::Result<&[u8], ItemError>,
         task: &str,
     );
     fn fail(&self, start: usize, count: usize, err: &Error);
@@ -244,6 +245,18 @@ impl Shared {
     }
 }
 
+/// Decodes a `T` that borrows from `bytes` (`codec::decode` wants an owned `T`);
+/// trailing bytes are an error.
+fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T> {
+    let (v, rest) = postcard::take_from_bytes(bytes).map_err(crate::codec::codec_err)?;
+    if !rest.is_empty() {
+        return Err(Error::Codec(
+            format!("{} trailing bytes after a worker's message", rest.len()).into(),
+        ));
+    }
+    Ok(v)
+}
+
 /// An initializer: its registered name, its encoded arguments and their descriptors.
 pub(crate) type Init = (&'static str, Vec<u8>, Vec<OwnedFd>);
 
@@ -327,6 +340,7 @@ pub(crate) fn run(shared: Arc<Shared>, spec: WorkerSpec, mut workers: Vec<Worker
         spec,
         size,
         early_deaths: 0,
+        rbuf: Vec::new(),
     };
     sup.main_loop(&mut workers);
     sup.shutdown(&mut workers);
@@ -343,7 +357,12 @@ struct Supervisor {
     /// Workers that died holding no task, in a row: a start that keeps failing stops
     /// the respawning instead of looping forever.
     early_deaths: u32,
+    /// Where workers' messages are read into (grown to the largest one so far).
+    rbuf: Vec<u8>,
 }
+
+/// The largest read buffer the supervisor keeps between messages.
+const MAX_KEPT_BUFFER: usize = 16 << 20;
 
 enum Event {
     Wake,
@@ -501,7 +520,22 @@ impl Supervisor {
     }
 
     fn read_result(&mut self, w: &mut Worker) {
-        match w.conn.recv::<FromWorker>() {
+        // read into the supervisor's own buffer, reused from message to message (a
+        // fresh buffer per chunk was faulted in page by page every time), and decoded in
+        // place: the results stay borrowed from it. A worker's message carries no
+        // descriptors.
+        let mut rbuf = std::mem::take(&mut self.rbuf);
+        let len = match w.conn.recv_bytes_into(&mut rbuf) {
+            Ok(n) => Ok(n),
+            Err(Error::BufferTooShort { message }) => {
+                let n = message.len();
+                rbuf = message;
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        };
+        let msg = len.and_then(|n| decode_borrowed::<FromWorker<&Bytes>>(&rbuf[..n]));
+        match msg {
             Ok(FromWorker::Done {
                 job,
                 start,
@@ -524,7 +558,7 @@ impl Supervisor {
                 if let Some(j) = st.jobs.get(&b.job) {
                     let sink = j.sink.clone();
                     drop(st);
-                    sink.deliver(b.start, b.count, results, b.task);
+                    sink.deliver(b.start, b.count, results.map(|r| &**r), b.task);
                     st = lock(&self.shared.state);
                 }
                 Self::chunk_done(&mut st, b.job);
@@ -548,6 +582,10 @@ impl Supervisor {
                 w.stopping = true;
                 let _ = w.process.kill();
             }
+        }
+        // a buffer grown for one huge chunk is not kept
+        if rbuf.len() <= MAX_KEPT_BUFFER {
+            self.rbuf = rbuf;
         }
     }
 

@@ -53,14 +53,17 @@ pub enum ItemError {
     Failed { kind: String, message: String },
 }
 
+/// What a worker sends back. `B` is the chunk's encoded results: a [`ByteBuf`] as the
+/// worker sends them, a `&Bytes` borrowed from the received message in the parent (so
+/// the supervisor does not copy every chunk's results once more).
 #[derive(Serialize, Deserialize, Debug)]
-pub(crate) enum FromWorker {
+pub(crate) enum FromWorker<B> {
     Done {
         job: u64,
         start: u64,
-        /// The encoded `Vec<Result<R, ItemError>>` of the chunk, or why the whole chunk
-        /// failed (its arguments could not be decoded, the task is not registered …).
-        results: std::result::Result<ByteBuf, ItemError>,
+        /// The encoded [`ChunkResults`] of the chunk, or why the whole chunk failed
+        /// (its arguments could not be decoded, the task is not registered …).
+        results: std::result::Result<B, ItemError>,
         /// The worker reached `maxtasksperchild` and exits after this message.
         retiring: bool,
     },
@@ -207,6 +210,7 @@ fn run_chunk(t: TaskMsg) -> std::result::Result<ByteBuf, ItemError> {
 /// parent goes away, or `maxtasks` chunks are done.
 #[crate::task]
 pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Option<u64>) {
+    keep_heap();
     if let Some(init) = init {
         let fds = init.fds.into_iter().map(SharedFd::into_owned).collect();
         let message = match call(&init.task, &init.args, fds) {
@@ -215,7 +219,7 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
             Err(ItemError::Failed { kind, message }) => Some(format!("{kind}: {message}")),
         };
         if let Some(message) = message {
-            let _ = conn.send(&FromWorker::InitFailed { message });
+            let _ = conn.send(&FromWorker::<ByteBuf>::InitFailed { message });
             return;
         }
     }
@@ -239,6 +243,22 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
         if conn.send(&msg).is_err() || retiring {
             return;
         }
+    }
+}
+
+/// Tells glibc's malloc to keep freed memory (up to 64 MiB) in this worker's heap
+/// instead of handing it back to the kernel after every chunk: each chunk allocates its
+/// message, argument, value and result buffers afresh, and with the default thresholds
+/// (128 KiB) every one of them was faulted in again page by page (`perf record` of
+/// `Pool(2).map` of 100 000 items: a quarter of all CPU time in `exc_page_fault`, plus
+/// `brk`/`madvise`). The worker's peak RSS is unchanged: only what a chunk used stays.
+fn keep_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator tunables; it is called before this worker
+    // starts any thread of its own.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 

@@ -628,3 +628,65 @@ fn thread_pool_has_the_same_api_and_takes_closures() {
     pool.join().unwrap();
     assert!(matches!(pool.apply(|| 1, ()), Err(Error::InvalidState(_))));
 }
+
+/// An argument whose encoding fails for one value (`Serialize` erring, as a Python
+/// object whose `__reduce__` raises).
+#[derive(Debug, serde::Deserialize)]
+struct FailsAt(i64);
+
+impl serde::Serialize for FailsAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 55 {
+            return Err(serde::ser::Error::custom("item 55 cannot be encoded"));
+        }
+        s.serialize_i64(self.0)
+    }
+}
+
+#[mp::task]
+fn unwrap_fails_at(x: FailsAt) -> i64 {
+    x.0
+}
+
+#[test]
+fn a_map_whose_later_chunk_cannot_be_encoded_fails_and_the_pool_goes_on() {
+    // map hands each chunk to the workers as soon as it is encoded: the first chunks
+    // are running when the sixth fails to encode, and the map still fails as a whole
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(2)).unwrap();
+        let items: Vec<FailsAt> = (0..100).map(FailsAt).collect();
+        let r = pool.map_async_chunked(unwrap_fails_at, items, 10);
+        let err = r.get_timeout(T).unwrap_err();
+        assert!(matches!(err, Error::Codec(_)), "{err:?}");
+        let ok: Vec<FailsAt> = (0..50).map(FailsAt).collect();
+        assert_eq!(
+            pool.map_chunked(unwrap_fails_at, ok, 10).unwrap(),
+            (0..50).collect::<Vec<_>>()
+        );
+        pool.close().unwrap();
+        pool.join().unwrap();
+    });
+}
+
+#[mp::task]
+fn bytes_of_len(n: usize) -> Vec<u8> {
+    vec![(n % 251) as u8; n]
+}
+
+#[test]
+fn results_of_every_size_arrive_whole() {
+    // the parent reads workers' messages into one buffer it reuses: results far smaller
+    // and far larger than the one before (past the size it keeps, 16 MiB) arrive whole
+    let pool = Pool::new(Some(1)).unwrap();
+    let sizes = [1usize, 100_000, 0, 10, 17 << 20, 3, 200_000, 5];
+    let got = pool.map_chunked(bytes_of_len, sizes, 1).unwrap();
+    for (n, v) in sizes.iter().zip(&got) {
+        assert_eq!(v.len(), *n);
+        assert!(v.iter().all(|&b| b == (n % 251) as u8), "result of {n}");
+    }
+    let unordered: usize = pool
+        .imap_unordered(bytes_of_len, sizes.into_iter().rev())
+        .map(|r| r.unwrap().len())
+        .sum();
+    assert_eq!(unordered, sizes.iter().sum::<usize>());
+}

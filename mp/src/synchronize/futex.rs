@@ -138,11 +138,17 @@ pub(crate) fn spin_until(dl: Deadline, mut pred: impl FnMut() -> bool) -> bool {
     if dl == Deadline::Now {
         return false;
     }
-    spin_slow(&mut pred)
+    spin_slow(&mut pred, SPIN_FOR)
+}
+
+/// The same spin policy with a caller's bound instead of [`SPIN_FOR`]: a
+/// `Connection`'s opt-in low-latency mode spins on a non-blocking read this way.
+pub(crate) fn spin_for(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    pred() || spin_slow(&mut pred, limit)
 }
 
 #[cold]
-fn spin_slow(pred: &mut dyn FnMut() -> bool) -> bool {
+fn spin_slow(pred: &mut dyn FnMut() -> bool, limit: Duration) -> bool {
     // parking_lot's SpinWait shape: a few rounds of exponentially longer busy-waits,
     // then `sched_yield`s, so that on a single CPU (or an oversubscribed machine) the
     // party we wait for gets to run instead of watching us spin; all within SPIN_FOR.
@@ -160,7 +166,7 @@ fn spin_slow(pred: &mut dyn FnMut() -> bool) -> bool {
             return true;
         }
         round += 1;
-        if start.elapsed() >= SPIN_FOR {
+        if start.elapsed() >= limit {
             return false;
         }
     }

@@ -178,7 +178,8 @@ const SPIN_ROUNDS: u32 = 2;
 
 /// Waits until `pred()` holds, sleeping on `w` (whose value changes whenever `pred`
 /// may have become true). `waiters` counts sleepers so wakers can skip the syscall.
-/// `false` if the deadline passed first.
+/// `false` if the deadline passed first. Its wakers always bump `w` (then wake if
+/// `waiters` is not 0); see [`wait_until_counted`] for wakers that skip the bump.
 pub(crate) fn wait_until(
     w: &AtomicU32,
     waiters: &AtomicU32,
@@ -200,6 +201,35 @@ pub(crate) fn wait_until(
         if w.load(SeqCst) == seen {
             wait(w, seen, dl);
         }
+        waiters.fetch_sub(1, SeqCst);
+    }
+}
+
+/// [`wait_until`] for wakers that write nothing while nobody sleeps: the waiter counts
+/// itself in `waiters` *before* it reads `w` and checks `pred` for the last time, so a
+/// waker may make its change, issue a `SeqCst` fence and bump `w` (and wake) only if
+/// `waiters` is not 0; one of the two always sees the other. The queue's ring does
+/// this, so a producer and a consumer on two CPUs do not pull a shared cache line back
+/// and forth on every item.
+pub(crate) fn wait_until_counted(
+    w: &AtomicU32,
+    waiters: &AtomicU32,
+    dl: Deadline,
+    mut pred: impl FnMut() -> bool,
+) -> bool {
+    if spin_until(dl, &mut pred) {
+        return true;
+    }
+    loop {
+        waiters.fetch_add(1, SeqCst);
+        std::sync::atomic::fence(SeqCst);
+        let seen = w.load(SeqCst);
+        let done = pred();
+        if done || dl.expired() {
+            waiters.fetch_sub(1, SeqCst);
+            return done;
+        }
+        wait(w, seen, dl);
         waiters.fetch_sub(1, SeqCst);
     }
 }

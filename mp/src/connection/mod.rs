@@ -85,6 +85,7 @@ use crate::error::{Error, Result};
 use crate::reduction::{self, FdKind};
 use recvbuf::{Body, RecvBuf};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -247,13 +248,18 @@ impl Connection {
     /// stays usable).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
         self.recv_with(usize::MAX, |body, fds| {
-            crate::codec::decode_with_fds(body, fds)
+            crate::codec::decode_with_fds(&body, fds)
         })?
     }
 
     /// Receives one frame (of at most `max` bytes) and hands its body and descriptors
-    /// to `f`; a small body is read in place from the read buffer, without a copy.
-    fn recv_with<R>(&self, max: usize, f: impl FnOnce(&[u8], Vec<OwnedFd>) -> R) -> Result<R> {
+    /// to `f`: a small body borrowed from the read buffer (decoded in place, without a
+    /// copy), a large one in its own buffer (handed over, without a copy).
+    fn recv_with<R>(
+        &self,
+        max: usize,
+        f: impl FnOnce(Cow<'_, [u8]>, Vec<OwnedFd>) -> R,
+    ) -> Result<R> {
         let fd = self.check_readable()?;
         let mut rb = lock(&self.inner.recv_lock);
         let spin = self.inner.spin_ns.load(Ordering::Relaxed);
@@ -267,8 +273,8 @@ impl Connection {
         let clean_eof = !rb.has_bytes();
         let (body, fds) = self.after_read(got, clean_eof)?;
         Ok(match body {
-            Body::InBuf(range) => f(rb.bytes(range), fds),
-            Body::Owned(v) => f(&v, fds),
+            Body::InBuf(range) => f(Cow::Borrowed(rb.bytes(range)), fds),
+            Body::Owned(v) => f(Cow::Owned(v), fds),
         })
     }
 
@@ -282,7 +288,7 @@ impl Connection {
     /// [`Error::MessageTooLarge`] (Python: `OSError`), and the connection refuses every
     /// later read (its stream is left in the middle of that message).
     pub fn recv_bytes_max(&self, maxlength: usize) -> Result<Vec<u8>> {
-        self.recv_with(maxlength, |body, _| body.to_vec())
+        self.recv_with(maxlength, |body, _| body.into_owned())
     }
 
     /// `recv_bytes_into(buf)`: receives one message into the start of `buf` and returns
@@ -292,11 +298,11 @@ impl Connection {
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
         self.recv_with(usize::MAX, |body, _| match buf.get_mut(..body.len()) {
             Some(to) => {
-                to.copy_from_slice(body);
+                to.copy_from_slice(&body);
                 Ok(body.len())
             }
             None => Err(Error::BufferTooShort {
-                message: body.to_vec(),
+                message: body.into_owned(),
             }),
         })?
     }

@@ -840,3 +840,29 @@ fn low_latency_mode_travels_with_the_connection_and_round_trips() {
         join(&p);
     }
 }
+
+#[test]
+fn the_handshake_reads_nothing_past_itself() {
+    // the managers' pattern: authenticate on a Connection over a duplicate of the
+    // socket, then read the socket directly; a message sent right after the handshake
+    // must still be in the socket, not in the dropped Connection's read buffer
+    use std::io::Read;
+    let (s1, s2) = std::os::unix::net::UnixStream::pair().unwrap();
+    let peer = std::thread::spawn(move || {
+        let c = Connection::from_unix_stream(s2);
+        answer_challenge(&c, b"key").unwrap();
+        deliver_challenge(&c, b"key").unwrap();
+        c.send_bytes(b"right after").unwrap();
+        c
+    });
+    let c = Connection::from_unix_stream(s1.try_clone().unwrap());
+    deliver_challenge(&c, b"key").unwrap();
+    answer_challenge(&c, b"key").unwrap();
+    let _peer = peer.join().unwrap();
+    drop(c);
+    s1.set_read_timeout(Some(T)).unwrap();
+    let mut frame = [0u8; 15];
+    (&s1).read_exact(&mut frame).unwrap();
+    assert_eq!(&frame[..4], &11u32.to_be_bytes());
+    assert_eq!(&frame[4..], b"right after");
+}

@@ -260,10 +260,20 @@ impl Connection {
         max: usize,
         f: impl FnOnce(Cow<'_, [u8]>, Vec<OwnedFd>) -> R,
     ) -> Result<R> {
+        self.recv_with_exact(max, false, f)
+    }
+
+    /// [`recv_with`](Self::recv_with); `exact`: reads nothing past this message.
+    fn recv_with_exact<R>(
+        &self,
+        max: usize,
+        exact: bool,
+        f: impl FnOnce(Cow<'_, [u8]>, Vec<OwnedFd>) -> R,
+    ) -> Result<R> {
         let fd = self.check_readable()?;
         let mut rb = lock(&self.inner.recv_lock);
         let spin = self.inner.spin_ns.load(Ordering::Relaxed);
-        let got = rb.next(fd.as_fd(), self.inner.kind, max, spin);
+        let got = rb.next(fd.as_fd(), self.inner.kind, max, spin, exact);
         self.inner
             .has_frame
             .store(rb.has_frame(), Ordering::Release);
@@ -289,6 +299,13 @@ impl Connection {
     /// later read (its stream is left in the middle of that message).
     pub fn recv_bytes_max(&self, maxlength: usize) -> Result<Vec<u8>> {
         self.recv_with(maxlength, |body, _| body.into_owned())
+    }
+
+    /// [`recv_bytes_max`](Self::recv_bytes_max) that reads nothing past the message:
+    /// the authentication handshake, after which the managers read the socket
+    /// themselves (a message sent right after the handshake must still be there).
+    pub(crate) fn recv_bytes_exact(&self, maxlength: usize) -> Result<Vec<u8>> {
+        self.recv_with_exact(maxlength, true, |body, _| body.into_owned())
     }
 
     /// `recv_bytes_into(buf)`: receives one message into the start of `buf` and returns
@@ -585,6 +602,30 @@ mod tests {
         let x2: Connection = b.recv().unwrap();
         x2.send(&"hi".to_string()).unwrap();
         assert_eq!(y.recv::<String>().unwrap(), "hi");
+    }
+
+    #[test]
+    fn exact_reads_leave_the_next_frame_in_the_socket() {
+        use std::io::Read;
+        let (s1, s2) = UnixStream::pair().unwrap();
+        let a = Connection::from_unix_stream(s1.try_clone().unwrap());
+        let b = Connection::from_unix_stream(s2);
+        b.send_bytes(b"first").unwrap();
+        b.send_bytes(b"second").unwrap();
+        b.send_bytes(&[9; 300]).unwrap(); // past the long form's 12 header bytes
+        assert_eq!(a.recv_bytes_exact(16).unwrap(), b"first");
+        assert!(!a.inner.has_bytes.load(Ordering::Acquire));
+        drop(a);
+        let mut frame = [0u8; 10];
+        (&s1).read_exact(&mut frame).unwrap();
+        assert_eq!(&frame[..4], &6u32.to_be_bytes());
+        assert_eq!(&frame[4..], b"second");
+        // and a buffered read of the same stream takes several frames at once
+        let c = Connection::from_unix_stream(s1);
+        b.send_bytes(b"x").unwrap();
+        assert_eq!(c.recv_bytes().unwrap(), vec![9; 300]);
+        assert!(c.inner.has_frame.load(Ordering::Acquire));
+        assert_eq!(c.recv_bytes().unwrap(), b"x");
     }
 
     #[test]

@@ -104,10 +104,16 @@ impl RecvBuf {
         matches!(parse(self.avail()), Ok(Some((h, l))) if l <= self.end - self.start - h)
     }
 
-    /// One read into the free end of the buffer (`nonblocking`: `WouldBlock` rather
-    /// than a wait). Received descriptors are recorded with the range they came with.
-    /// `Ok(0)` at the end of file.
-    fn fill(&mut self, fd: BorrowedFd<'_>, kind: FdKind, nonblocking: bool) -> io::Result<usize> {
+    /// One read of at most `limit` bytes into the free end of the buffer
+    /// (`nonblocking`: `WouldBlock` rather than a wait). Received descriptors are
+    /// recorded with the range they came with. `Ok(0)` at the end of file.
+    fn fill(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        nonblocking: bool,
+        limit: usize,
+    ) -> io::Result<usize> {
         if self.buf.is_empty() {
             self.buf = vec![0; BUF];
         }
@@ -118,7 +124,8 @@ impl RecvBuf {
         }
         let from = self.pos + self.end as u64;
         let mut fds = Vec::new();
-        let free = &mut self.buf[self.end..];
+        let stop = self.end.saturating_add(limit).min(self.buf.len());
+        let free = &mut self.buf[self.end..stop];
         let n = match kind {
             FdKind::Socket => reduction::recv_with_fds_flags(fd, free, &mut fds, nonblocking)?,
             FdKind::Stream => {
@@ -153,7 +160,13 @@ impl RecvBuf {
     /// adaptive spin of non-blocking reads under the futex module's spin policy. The
     /// bound halves after a spin that found nothing (down to an eighth of `spin_max`)
     /// and doubles after one that did (up to `spin_max`).
-    fn fill_wait(&mut self, fd: BorrowedFd<'_>, kind: FdKind, spin_max: u64) -> io::Result<usize> {
+    fn fill_wait(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        spin_max: u64,
+        limit: usize,
+    ) -> io::Result<usize> {
         if spin_max > 0 {
             let bound = if self.spin_now == 0 {
                 spin_max
@@ -162,7 +175,7 @@ impl RecvBuf {
             };
             let mut got = None;
             let found = futex::spin_for(Duration::from_nanos(bound), || {
-                match self.fill(fd, kind, true) {
+                match self.fill(fd, kind, true, limit) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
                     r => {
                         got = Some(r);
@@ -179,17 +192,30 @@ impl RecvBuf {
                 return r;
             }
         }
-        self.fill(fd, kind, false)
+        self.fill(fd, kind, false, limit)
     }
 
-    /// Waits for the next frame's header: `(header length, body length)`.
-    /// [`Error::Eof`] at the end of file (mid-frame when [`has_bytes`](Self::has_bytes)).
-    fn header(&mut self, fd: BorrowedFd<'_>, kind: FdKind, spin: u64) -> Result<(usize, usize)> {
+    /// Waits for the next frame's header: `(header length, body length)`. `exact`:
+    /// never reads past it. [`Error::Eof`] at the end of file (mid-frame when
+    /// [`has_bytes`](Self::has_bytes)).
+    fn header(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        spin: u64,
+        exact: bool,
+    ) -> Result<(usize, usize)> {
         loop {
             if let Some(h) = parse(self.avail())? {
                 return Ok(h);
             }
-            if self.fill_wait(fd, kind, spin)? == 0 {
+            let have = self.end - self.start;
+            let limit = match (exact, have) {
+                (false, _) => usize::MAX,
+                (true, 0..4) => 4 - have,
+                (true, _) => 12 - have, // the long form: -1, then 8 bytes of length
+            };
+            if self.fill_wait(fd, kind, spin, limit)? == 0 {
                 return Err(Error::Eof);
             }
         }
@@ -214,14 +240,17 @@ impl RecvBuf {
     /// Receives the next frame: its body and descriptors. A body longer than `max` is
     /// [`Error::MessageTooLarge`] (the stream is then left inside that frame). An error
     /// other than a clean [`Error::Eof`] (nothing buffered) leaves the stream unusable.
+    /// `exact`: reads nothing past this frame (the authentication handshake, after
+    /// which a caller may go on reading the socket itself).
     pub(super) fn next(
         &mut self,
         fd: BorrowedFd<'_>,
         kind: FdKind,
         max: usize,
         spin: u64,
+        exact: bool,
     ) -> Result<(Body, Vec<OwnedFd>)> {
-        let (h, len) = self.header(fd, kind, spin)?;
+        let (h, len) = self.header(fd, kind, spin, exact)?;
         if len > max {
             return Err(Error::MessageTooLarge { len, max });
         }
@@ -229,7 +258,12 @@ impl RecvBuf {
         let from = self.pos;
         if total <= BUF {
             while self.end - self.start < total {
-                if self.fill_wait(fd, kind, spin)? == 0 {
+                let limit = if exact {
+                    total - (self.end - self.start)
+                } else {
+                    usize::MAX
+                };
+                if self.fill_wait(fd, kind, spin, limit)? == 0 {
                     return Err(Error::Eof);
                 }
             }

@@ -11,7 +11,7 @@ use mp::{Connection, Process};
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod common;
 use common::{interleave, med, pick, pin_arg, python_args, Placement, Report, Row};
@@ -74,9 +74,15 @@ fn sink_raw(fd: SharedFd, total: u64, cpu: i64) {
     let _ = fd.write(&[1]);
 }
 
-/// µs per round trip of a small object through an mp duplex pipe.
-fn mp_round_trip(child_cpu: i64) -> f64 {
+/// The low-latency rows' spin bound (`Connection::set_spin`).
+const SPIN: Duration = Duration::from_micros(50);
+
+/// µs per round trip of a small object through an mp duplex pipe (`spin`: both ends in
+/// the low-latency mode; the child's end takes it along).
+fn mp_round_trip(child_cpu: i64, spin: Option<Duration>) -> f64 {
     let (a, b) = mp::Pipe().unwrap();
+    a.set_spin(spin);
+    b.set_spin(spin);
     let p = Process::new(echo_objects, (b, child_cpu));
     p.start().unwrap();
     let msg = (7u64, "hello".to_string());
@@ -219,7 +225,7 @@ fn raw_mib(child_cpu: i64) -> f64 {
     gbs
 }
 
-/// `MP_BENCH_CONN_ONLY=rt|mib` with `MP_BENCH_CPU=0|1|-1` (the child's CPU; the parent
+/// `MP_BENCH_CONN_ONLY=rt|spin|mib` with `MP_BENCH_CPU=0|1|-1` (the child's CPU; the parent
 /// is on CPU 0 unless -1): only that mp workload, looped for ~2 s, no python3, no table
 /// (to run under `perf record` or `strace -c -f`).
 fn profile_only(which: &str) {
@@ -234,10 +240,19 @@ fn profile_only(which: &str) {
         v.push(if which == "mib" {
             mp_mib(c)
         } else {
-            mp_round_trip(c)
+            mp_round_trip(c, (which == "spin").then_some(SPIN))
         });
     }
-    println!("{which}: median {:.2}", common::median(v));
+    let runs = v.len();
+    println!(
+        "{which}: median {:.2} over {runs} runs of {} messages each way",
+        common::median(v),
+        if which == "mib" {
+            mib_iters()
+        } else {
+            rt_iters() + 200
+        }
+    );
 }
 
 #[mp::main]
@@ -257,8 +272,12 @@ fn main() {
         let c = pl.child_arg();
         pl.enter_parent();
         let floor = med(|| raw_pipe_round_trip(c));
+        let mut spun = Vec::new();
         let (m, p) = interleave(
-            || mp_round_trip(c),
+            || {
+                spun.push(mp_round_trip(c, Some(SPIN)));
+                mp_round_trip(c, None)
+            },
             || python_args(PY_RT, &py_args(pl, rt_iters())),
         );
         rep.add(Row {
@@ -266,6 +285,15 @@ fn main() {
             workload: format!("send/recv round trip of (7, \"hello\"), {}", pl.label()),
             unit: "µs",
             mp: m,
+            cpython: p,
+            floor: Some(floor),
+            lower_is_better: true,
+        });
+        rep.add(Row {
+            area: "connections",
+            workload: format!("same, low-latency mode (set_spin 50 µs), {}", pl.label()),
+            unit: "µs",
+            mp: common::median(spun),
             cpython: p,
             floor: Some(floor),
             lower_is_better: true,
@@ -293,7 +321,8 @@ fn main() {
     rep.note(
         "connections",
         "Floors: round trip = a 1-byte ping-pong over two pipe(2)s between the same two \
-         processes; 1 MiB = write(2)/read(2) of 1 MiB through a raw socketpair. mp's child \
+         processes (the low-latency rows: both ends `set_spin(Some(50 µs))`, beside the same \
+         CPython runs); 1 MiB = write(2)/read(2) of 1 MiB through a raw socketpair. mp's child \
          runs under the default start method (forkserver), CPython's under fork.",
     );
     rep.finish();

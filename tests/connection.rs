@@ -741,3 +741,128 @@ fn close_wakes_an_accept_waiting_for_handshakes() {
         assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "{key:?}");
     }
 }
+
+#[mp::task]
+fn burst_with_handles(conn: Connection) {
+    // everything sent before the parent reads: small frames, frames carrying
+    // descriptors, and frames longer than the read buffer, back to back
+    for i in 0..6u32 {
+        let (x, y) = mp::Pipe().unwrap();
+        x.send(&format!("via {i}")).unwrap();
+        conn.send(&(i, y)).unwrap();
+        conn.send(&i).unwrap();
+        conn.send_bytes(&vec![i as u8; 100_000 + i as usize])
+            .unwrap();
+    }
+    conn.send_bytes(b"end").unwrap();
+    let _ = conn.recv::<u8>();
+}
+
+#[test]
+fn buffered_frames_keep_their_descriptors_and_order() {
+    for ctx in contexts() {
+        let (a, b) = ctx.pipe(true).unwrap();
+        let p = ctx.process(burst_with_handles, (b,));
+        p.start().unwrap();
+        // let the child run ahead: several frames pile up in the socket
+        assert!(a.poll(Some(T)).unwrap());
+        for i in 0..6u32 {
+            let (j, y): (u32, Connection) = recv_t(&a).unwrap();
+            assert_eq!(j, i);
+            assert_eq!(recv_t::<String>(&y).unwrap(), format!("via {i}"));
+            assert_eq!(recv_t::<u32>(&a).unwrap(), i);
+            assert!(a.poll(Some(T)).unwrap());
+            assert_eq!(a.recv_bytes().unwrap(), vec![i as u8; 100_000 + i as usize]);
+        }
+        assert!(a.poll(Some(T)).unwrap());
+        assert_eq!(a.recv_bytes().unwrap(), b"end");
+        a.send(&0u8).unwrap();
+        join(&p);
+    }
+}
+
+#[test]
+fn a_message_in_the_read_buffer_is_ready_for_poll_and_wait() {
+    let (a, b) = mp::Pipe().unwrap();
+    let (c, _d) = mp::Pipe().unwrap();
+    for i in 0..3u32 {
+        b.send(&i).unwrap();
+    }
+    // one read takes all three frames; the socket itself is then empty
+    assert_eq!(a.recv::<u32>().unwrap(), 0);
+    assert!(a.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(mp::wait(&[&c, &a], Some(Duration::ZERO)).unwrap(), [1]);
+    assert_eq!(mp::wait(&[&c, &a], None).unwrap(), [1]);
+    // bytes not yet taken: the connection cannot be handed to another process
+    let (e, f) = mp::Pipe().unwrap();
+    assert!(matches!(e.send(&a), Err(Error::Codec(_))));
+    assert_eq!(a.recv::<u32>().unwrap(), 1);
+    assert_eq!(a.recv::<u32>().unwrap(), 2);
+    assert!(!a.poll(Some(Duration::ZERO)).unwrap());
+    e.send(&a).unwrap();
+    let a2: Connection = recv_t(&f).unwrap();
+    b.send(&9u32).unwrap();
+    assert_eq!(recv_t::<u32>(&a2).unwrap(), 9);
+}
+
+#[mp::task]
+fn echo_spin(conn: Connection) {
+    conn.send(&conn.spin()).unwrap();
+    // until told to stop (under fork the child holds a copy of the parent's end too,
+    // so the parent closing it is no end of file here)
+    while let Ok(v) = conn.recv::<u64>() {
+        if v == u64::MAX || conn.send(&v).is_err() {
+            break;
+        }
+    }
+}
+
+#[test]
+fn low_latency_mode_travels_with_the_connection_and_round_trips() {
+    for ctx in contexts() {
+        let (a, b) = ctx.pipe(true).unwrap();
+        let bound = Some(Duration::from_micros(30));
+        a.set_spin(bound);
+        b.set_spin(bound);
+        let p = ctx.process(echo_spin, (b,));
+        p.start().unwrap();
+        assert_eq!(recv_t::<Option<Duration>>(&a).unwrap(), bound);
+        for i in 0..2000u64 {
+            a.send(&i).unwrap();
+            // no poll first: the spin, then the blocking read, must deliver it
+            assert_eq!(a.recv::<u64>().unwrap(), i);
+        }
+        a.set_spin(None);
+        assert_eq!(a.spin(), None);
+        a.send(&7u64).unwrap();
+        assert_eq!(recv_t::<u64>(&a).unwrap(), 7);
+        a.send(&u64::MAX).unwrap();
+        join(&p);
+    }
+}
+
+#[test]
+fn the_handshake_reads_nothing_past_itself() {
+    // the managers' pattern: authenticate on a Connection over a duplicate of the
+    // socket, then read the socket directly; a message sent right after the handshake
+    // must still be in the socket, not in the dropped Connection's read buffer
+    use std::io::Read;
+    let (s1, s2) = std::os::unix::net::UnixStream::pair().unwrap();
+    let peer = std::thread::spawn(move || {
+        let c = Connection::from_unix_stream(s2);
+        answer_challenge(&c, b"key").unwrap();
+        deliver_challenge(&c, b"key").unwrap();
+        c.send_bytes(b"right after").unwrap();
+        c
+    });
+    let c = Connection::from_unix_stream(s1.try_clone().unwrap());
+    deliver_challenge(&c, b"key").unwrap();
+    answer_challenge(&c, b"key").unwrap();
+    let _peer = peer.join().unwrap();
+    drop(c);
+    s1.set_read_timeout(Some(T)).unwrap();
+    let mut frame = [0u8; 15];
+    (&s1).read_exact(&mut frame).unwrap();
+    assert_eq!(&frame[..4], &11u32.to_be_bytes());
+    assert_eq!(&frame[4..], b"right after");
+}

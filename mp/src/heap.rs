@@ -159,7 +159,38 @@ impl Arena {
     pub fn size(&self) -> usize {
         self.size
     }
+
+    /// Maps the pages of `[offset, offset + len)` now, with one `madvise(
+    /// MADV_POPULATE_READ)` (Linux 5.14+; silently nothing before), instead of a minor
+    /// fault per page at first touch: a child summing an 8 MB array it received took
+    /// ~2 048 faults, more than the sum itself. The memory is shared, so the pages
+    /// mapped are the sender's (a page it never touched is allocated, as the first
+    /// touch would). Only for blocks of [`POPULATE_MIN`] bytes and more.
+    fn populate(&self, offset: usize, len: usize) {
+        // SAFETY: sysconf only reads a system constant.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let start = offset / page * page;
+        let end = offset
+            .saturating_add(len)
+            .div_ceil(page)
+            .saturating_mul(page)
+            .min(self.size);
+        // SAFETY: `[start, end)` lies inside this arena's mapping (the caller checked
+        // offset + len <= size; rounding stays within the page-aligned mapping), and
+        // MADV_POPULATE_READ only faults pages in: it changes no contents.
+        let _ = unsafe {
+            rustix::mm::madvise(
+                self.ptr.add(start).cast(),
+                end - start,
+                rustix::mm::Advice::LinuxPopulateRead,
+            )
+        };
+    }
 }
+
+/// Blocks at least this long are [`Arena::populate`]d when another process's block
+/// arrives: below, the faults a first touch takes are too few to matter.
+const POPULATE_MIN: usize = 256 << 10;
 
 /// Bumped in the parent at every fork (pthread_atfork): blocks allocated before a fork
 /// may be used by the child, so they are never recycled.
@@ -550,6 +581,9 @@ impl<'de> Deserialize<'de> for Block {
         let (offset, len) = (offset as usize, len as usize);
         if offset & (ALIGN - 1) != 0 || offset.checked_add(len).is_none_or(|e| e > arena.size) {
             return Err(de::Error::custom("shared-memory block outside its arena"));
+        }
+        if len >= POPULATE_MIN {
+            arena.populate(offset, len);
         }
         Ok(Block(Arc::new(Alloc {
             // SAFETY: offset + len <= arena size, checked just above.

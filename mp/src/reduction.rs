@@ -260,10 +260,16 @@ pub fn send_with_fds(
             ),
         ));
     }
-    let mut space =
-        vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len().max(1)))];
+    // no allocation per message: a message without descriptors passes no control
+    // buffer, one with descriptors a stack buffer sized for the most there may be
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let space = if fds.is_empty() {
+        &mut space[..0]
+    } else {
+        &mut space[..]
+    };
     loop {
-        let mut cmsg = SendAncillaryBuffer::new(&mut space);
+        let mut cmsg = SendAncillaryBuffer::new(space);
         if !fds.is_empty() && !cmsg.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(io::Error::other("ancillary buffer too small"));
         }
@@ -282,12 +288,28 @@ pub fn recv_with_fds(
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<usize> {
+    recv_with_fds_flags(sock, buf, fds, false)
+}
+
+/// [`recv_with_fds`], with `nonblocking`: `MSG_DONTWAIT` (an empty socket is a
+/// `WouldBlock` error instead of a wait).
+pub(crate) fn recv_with_fds_flags(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
+) -> io::Result<usize> {
     use rustix::net::{recvmsg, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+    let flags = if nonblocking {
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT
+    } else {
+        RecvFlags::CMSG_CLOEXEC
+    };
     loop {
         let mut cmsg = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(buf)];
-        match recvmsg(sock, &mut iov, &mut cmsg, RecvFlags::CMSG_CLOEXEC) {
+        match recvmsg(sock, &mut iov, &mut cmsg, flags) {
             Ok(r) => {
                 for msg in cmsg.drain() {
                     if let RecvAncillaryMessage::ScmRights(received) = msg {
@@ -295,6 +317,26 @@ pub fn recv_with_fds(
                     }
                 }
                 return Ok(r.bytes);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// One `read(2)` of at most `max` bytes appended to `out` without zeroing them first
+/// (a large frame body goes straight from the kernel into the message's buffer).
+/// Returns the bytes read (0 = end of file). Retries `EINTR`.
+pub(crate) fn read_append(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    out.reserve(max);
+    loop {
+        let spare = &mut out.spare_capacity_mut()[..max];
+        match rustix::io::read(fd, spare) {
+            Ok((filled, _)) => {
+                let n = filled.len();
+                // SAFETY: `read` initialized the first `n` bytes of the spare capacity.
+                unsafe { out.set_len(out.len() + n) };
+                return Ok(n);
             }
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),

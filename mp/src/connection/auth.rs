@@ -97,7 +97,8 @@ fn verify(key: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
 }
 
 fn recv_short(conn: &Connection) -> Result<Vec<u8>> {
-    match conn.recv_bytes_max(256) {
+    // exact: a caller may hand the socket to its own reader after the handshake
+    match conn.recv_bytes_exact(256) {
         Err(Error::MessageTooLarge { len, .. }) => Err(auth_err(format!(
             "protocol error: handshake message of {len} bytes"
         ))),

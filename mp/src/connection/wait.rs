@@ -13,6 +13,12 @@ use std::time::Duration;
 pub trait Waitable {
     /// The descriptor to poll for readability.
     fn wait_fd(&self) -> Result<RawFd>;
+
+    /// Ready without looking at the descriptor (a [`Connection`] with a whole message
+    /// in its read buffer). `false` unless overridden.
+    fn ready_now(&self) -> bool {
+        false
+    }
 }
 
 /// A process sentinel (or any descriptor) for [`wait`]; a bare `RawFd` works as well.
@@ -35,6 +41,10 @@ impl Waitable for Connection {
     fn wait_fd(&self) -> Result<RawFd> {
         self.fileno()
     }
+
+    fn ready_now(&self) -> bool {
+        self.buffered_message()
+    }
 }
 
 impl Waitable for Listener {
@@ -48,6 +58,10 @@ impl Waitable for Listener {
 impl<T: Waitable + ?Sized> Waitable for &T {
     fn wait_fd(&self) -> Result<RawFd> {
         (**self).wait_fd()
+    }
+
+    fn ready_now(&self) -> bool {
+        (**self).ready_now()
     }
 }
 
@@ -95,5 +109,15 @@ pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> Result<Vec<
         .iter()
         .map(|o| o.wait_fd())
         .collect::<Result<Vec<_>>>()?;
-    crate::reduction::poll_fds(&fds, timeout)
+    let now: Vec<usize> = (0..objects.len())
+        .filter(|&i| objects[i].ready_now())
+        .collect();
+    if now.is_empty() {
+        return crate::reduction::poll_fds(&fds, timeout);
+    }
+    let mut ready = crate::reduction::poll_fds(&fds, Some(Duration::ZERO))?;
+    ready.extend(now);
+    ready.sort_unstable();
+    ready.dedup();
+    Ok(ready)
 }

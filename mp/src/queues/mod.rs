@@ -494,7 +494,7 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> JoinableQueue<T> {
     fn join_deadline(&self, dl: Deadline) -> bool {
         let core = &self.inner.core;
         let done = &core.ring.h().join.done;
-        futex::wait_until(&done.seq, &done.sleepers, dl, || {
+        futex::wait_until_counted(&done.seq, &done.sleepers, dl, || {
             core.ring.h().join.unfinished.load(SeqCst) == 0
         })
     }

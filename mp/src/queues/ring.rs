@@ -364,11 +364,15 @@ impl Ring {
     }
 
     /// After a get: wake sleeping putters when there is the room they wait for.
+    /// Nothing is written while nobody sleeps (see [`bump`](Self::bump)).
     pub(super) fn bump_after_get(&self) {
         let get = &self.h().get;
-        get.seq.fetch_add(1, SeqCst);
-        if get.sleepers.load(SeqCst) > 0 && self.room_to_wake(0) {
-            futex::wake(&get.seq, u32::MAX);
+        std::sync::atomic::fence(SeqCst);
+        if get.sleepers.load(SeqCst) > 0 {
+            get.seq.fetch_add(1, SeqCst);
+            if self.room_to_wake(0) {
+                futex::wake(&get.seq, u32::MAX);
+            }
         }
     }
 
@@ -377,13 +381,19 @@ impl Ring {
     /// deadline has passed without room.
     pub(super) fn wait_room(&self, size: usize, dl: Deadline) -> bool {
         let get = &self.h().get;
-        futex::wait_until(&get.seq, &get.sleepers, dl, || self.room_to_wake(size))
+        futex::wait_until_counted(&get.seq, &get.sleepers, dl, || self.room_to_wake(size))
     }
 
-    /// Bumps `w` and wakes up to `n` of its sleepers, if any.
+    /// After a change a sleeper on `w` may wait for: bumps `w` and wakes up to `n` of
+    /// its sleepers, if any. While nobody sleeps nothing is written, so a producer and
+    /// a consumer on two CPUs do not pull the word's cache line back and forth on every
+    /// item: a waiter counts itself in `sleepers` before its last look at the ring
+    /// ([`futex::wait_until_counted`]), and the fence orders our change before our read
+    /// of `sleepers`, so one of the two always sees the other.
     pub(super) fn bump(w: &WaitWord, n: u32) {
-        w.seq.fetch_add(1, SeqCst);
+        std::sync::atomic::fence(SeqCst);
         if w.sleepers.load(SeqCst) > 0 {
+            w.seq.fetch_add(1, SeqCst);
             futex::wake(&w.seq, n);
         }
     }
@@ -623,7 +633,7 @@ impl Ring {
             }
             // a producer streaming on another CPU usually delivers the next item well
             // before a futex sleep and wake-up would: wait_until spins first
-            if !futex::wait_until(&self.h().put.seq, &self.h().put.sleepers, dl, || {
+            if !futex::wait_until_counted(&self.h().put.seq, &self.h().put.sleepers, dl, || {
                 self.count() > 0
             }) {
                 return Err(Error::Empty);

@@ -138,11 +138,17 @@ pub(crate) fn spin_until(dl: Deadline, mut pred: impl FnMut() -> bool) -> bool {
     if dl == Deadline::Now {
         return false;
     }
-    spin_slow(&mut pred)
+    spin_slow(&mut pred, SPIN_FOR)
+}
+
+/// The same spin policy with a caller's bound instead of [`SPIN_FOR`]: a
+/// `Connection`'s opt-in low-latency mode spins on a non-blocking read this way.
+pub(crate) fn spin_for(limit: Duration, mut pred: impl FnMut() -> bool) -> bool {
+    pred() || spin_slow(&mut pred, limit)
 }
 
 #[cold]
-fn spin_slow(pred: &mut dyn FnMut() -> bool) -> bool {
+fn spin_slow(pred: &mut dyn FnMut() -> bool, limit: Duration) -> bool {
     // parking_lot's SpinWait shape: a few rounds of exponentially longer busy-waits,
     // then `sched_yield`s, so that on a single CPU (or an oversubscribed machine) the
     // party we wait for gets to run instead of watching us spin; all within SPIN_FOR.
@@ -160,7 +166,7 @@ fn spin_slow(pred: &mut dyn FnMut() -> bool) -> bool {
             return true;
         }
         round += 1;
-        if start.elapsed() >= SPIN_FOR {
+        if start.elapsed() >= limit {
             return false;
         }
     }
@@ -172,7 +178,8 @@ const SPIN_ROUNDS: u32 = 2;
 
 /// Waits until `pred()` holds, sleeping on `w` (whose value changes whenever `pred`
 /// may have become true). `waiters` counts sleepers so wakers can skip the syscall.
-/// `false` if the deadline passed first.
+/// `false` if the deadline passed first. Its wakers always bump `w` (then wake if
+/// `waiters` is not 0); see [`wait_until_counted`] for wakers that skip the bump.
 pub(crate) fn wait_until(
     w: &AtomicU32,
     waiters: &AtomicU32,
@@ -194,6 +201,35 @@ pub(crate) fn wait_until(
         if w.load(SeqCst) == seen {
             wait(w, seen, dl);
         }
+        waiters.fetch_sub(1, SeqCst);
+    }
+}
+
+/// [`wait_until`] for wakers that write nothing while nobody sleeps: the waiter counts
+/// itself in `waiters` *before* it reads `w` and checks `pred` for the last time, so a
+/// waker may make its change, issue a `SeqCst` fence and bump `w` (and wake) only if
+/// `waiters` is not 0; one of the two always sees the other. The queue's ring does
+/// this, so a producer and a consumer on two CPUs do not pull a shared cache line back
+/// and forth on every item.
+pub(crate) fn wait_until_counted(
+    w: &AtomicU32,
+    waiters: &AtomicU32,
+    dl: Deadline,
+    mut pred: impl FnMut() -> bool,
+) -> bool {
+    if spin_until(dl, &mut pred) {
+        return true;
+    }
+    loop {
+        waiters.fetch_add(1, SeqCst);
+        std::sync::atomic::fence(SeqCst);
+        let seen = w.load(SeqCst);
+        let done = pred();
+        if done || dl.expired() {
+            waiters.fetch_sub(1, SeqCst);
+            return done;
+        }
+        wait(w, seen, dl);
         waiters.fetch_sub(1, SeqCst);
     }
 }

@@ -1,0 +1,312 @@
+//! The receiving half of a [`Connection`](super::Connection): one read buffer per
+//! connection, so that a small message costs one `recvmsg` (header and body together)
+//! instead of a read for the header and another for the body.
+//!
+//! A read takes whatever the socket holds, up to [`BUF`] bytes: the frame asked for and
+//! possibly the start of the next ones, which stay here for the next receive.
+//!
+//! # Descriptors
+//! `SCM_RIGHTS` descriptors arrive with the bytes of the `sendmsg` that carried them.
+//! The kernel ends a read right after the segment that carries descriptors, and `mp`
+//! attaches a frame's descriptors to its first `sendmsg` (which starts with the frame's
+//! header). So the descriptors a read returns belong to the **last frame that starts
+//! within the bytes of that read**; each read's descriptors are recorded with the
+//! stream range it covered and handed to that frame when it is taken. Descriptors no
+//! frame can claim (a foreign sender's) are closed.
+
+use crate::error::{Error, Result};
+use crate::reduction::{self, FdKind};
+use crate::synchronize::futex;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+/// Bytes of a connection's read buffer (allocated at the first receive): a frame that
+/// fits arrives whole in one read; a longer frame's body is then read straight into the
+/// message's own buffer.
+pub(super) const BUF: usize = 64 * 1024;
+
+/// The most a large body grows per read, so a lying header cannot make us allocate
+/// much more than what was really sent.
+const CHUNK: usize = 16 << 20;
+
+/// Descriptors received by one read, and the stream range `[from, to)` it covered.
+struct Pending {
+    from: u64,
+    to: u64,
+    fds: Vec<OwnedFd>,
+}
+
+/// Where the body of a received frame is.
+pub(super) enum Body {
+    /// `buf[range]` of the [`RecvBuf`] (valid until its next read).
+    InBuf(std::ops::Range<usize>),
+    /// A frame longer than the buffer, in its own allocation.
+    Owned(Vec<u8>),
+}
+
+/// A connection's read buffer and its adaptive spin state.
+#[derive(Default)]
+pub(super) struct RecvBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Stream offset of `buf[start]`.
+    pos: u64,
+    pending: VecDeque<Pending>,
+    /// The adaptive spin's current bound in ns (0: not started yet).
+    spin_now: u64,
+}
+
+/// Parses a frame header at the start of `b`: `(header length, body length)`, `None`
+/// if `b` holds less than a whole header.
+fn parse(b: &[u8]) -> Result<Option<(usize, usize)>> {
+    let Some(h) = b.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    match i32::from_be_bytes(*h) {
+        -1 => {
+            let Some(l) = b.get(4..12) else {
+                return Ok(None);
+            };
+            let len = u64::from_be_bytes(l.try_into().expect("8 bytes"));
+            usize::try_from(len)
+                .map(|l| Some((12, l)))
+                .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
+        }
+        n if n < 0 => Err(Error::Codec(
+            format!("malformed frame header: length {n}").into(),
+        )),
+        n => Ok(Some((4, n as usize))),
+    }
+}
+
+impl RecvBuf {
+    fn avail(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// The bytes of `range` (a [`Body::InBuf`]).
+    pub(super) fn bytes(&self, range: std::ops::Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// Whether bytes received but not yet taken wait here.
+    pub(super) fn has_bytes(&self) -> bool {
+        self.start < self.end
+    }
+
+    /// Whether a whole frame waits here (a receive would not read).
+    pub(super) fn has_frame(&self) -> bool {
+        matches!(parse(self.avail()), Ok(Some((h, l))) if l <= self.end - self.start - h)
+    }
+
+    /// One read of at most `limit` bytes into the free end of the buffer
+    /// (`nonblocking`: `WouldBlock` rather than a wait). Received descriptors are
+    /// recorded with the range they came with. `Ok(0)` at the end of file.
+    fn fill(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        nonblocking: bool,
+        limit: usize,
+    ) -> io::Result<usize> {
+        if self.buf.is_empty() {
+            self.buf = vec![0; BUF];
+        }
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let from = self.pos + self.end as u64;
+        let mut fds = Vec::new();
+        let stop = self.end.saturating_add(limit).min(self.buf.len());
+        let free = &mut self.buf[self.end..stop];
+        let n = match kind {
+            FdKind::Socket => reduction::recv_with_fds_flags(fd, free, &mut fds, nonblocking)?,
+            FdKind::Stream => {
+                if nonblocking
+                    && reduction::poll_fds(&[fd.as_raw_fd()], Some(Duration::ZERO))
+                        .map_err(io::Error::other)?
+                        .is_empty()
+                {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                loop {
+                    match rustix::io::read(fd, &mut *free) {
+                        Ok(n) => break n,
+                        Err(rustix::io::Errno::INTR) => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        };
+        self.end += n;
+        if !fds.is_empty() {
+            self.pending.push_back(Pending {
+                from,
+                to: from + n as u64,
+                fds,
+            });
+        }
+        Ok(n)
+    }
+
+    /// [`fill`](Self::fill), blocking; with `spin_max` (ns, 0 = off) first a bounded
+    /// adaptive spin of non-blocking reads under the futex module's spin policy. The
+    /// bound halves after a spin that found nothing (down to an eighth of `spin_max`)
+    /// and doubles after one that did (up to `spin_max`).
+    fn fill_wait(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        spin_max: u64,
+        limit: usize,
+    ) -> io::Result<usize> {
+        if spin_max > 0 {
+            let bound = if self.spin_now == 0 {
+                spin_max
+            } else {
+                self.spin_now.clamp(spin_max / 8, spin_max)
+            };
+            let mut got = None;
+            let found = futex::spin_for(Duration::from_nanos(bound), || {
+                match self.fill(fd, kind, true, limit) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                    r => {
+                        got = Some(r);
+                        true
+                    }
+                }
+            });
+            self.spin_now = if found {
+                bound.saturating_mul(2).min(spin_max)
+            } else {
+                (bound / 2).max(spin_max / 8)
+            };
+            if let Some(r) = got {
+                return r;
+            }
+        }
+        self.fill(fd, kind, false, limit)
+    }
+
+    /// Waits for the next frame's header: `(header length, body length)`. `exact`:
+    /// never reads past it. [`Error::Eof`] at the end of file (mid-frame when
+    /// [`has_bytes`](Self::has_bytes)).
+    fn header(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        spin: u64,
+        exact: bool,
+    ) -> Result<(usize, usize)> {
+        loop {
+            if let Some(h) = parse(self.avail())? {
+                return Ok(h);
+            }
+            let have = self.end - self.start;
+            let limit = match (exact, have) {
+                (false, _) => usize::MAX,
+                (true, 0..4) => 4 - have,
+                (true, _) => 12 - have, // the long form: -1, then 8 bytes of length
+            };
+            if self.fill_wait(fd, kind, spin, limit)? == 0 {
+                return Err(Error::Eof);
+            }
+        }
+    }
+
+    /// The descriptors of the frame `[from, to)` of the stream (see the module docs);
+    /// unclaimed descriptors of reads before it are closed.
+    fn take_fds(&mut self, from: u64, to: u64) -> Vec<OwnedFd> {
+        while let Some(p) = self.pending.front() {
+            if p.to <= from {
+                self.pending.pop_front(); // nobody's: closed
+                continue;
+            }
+            if p.from <= from && to >= p.to {
+                return self.pending.pop_front().map(|p| p.fds).unwrap_or_default();
+            }
+            break;
+        }
+        Vec::new()
+    }
+
+    /// Receives the next frame: its body and descriptors. A body longer than `max` is
+    /// [`Error::MessageTooLarge`] (the stream is then left inside that frame). An error
+    /// other than a clean [`Error::Eof`] (nothing buffered) leaves the stream unusable.
+    /// `exact`: reads nothing past this frame (the authentication handshake, after
+    /// which a caller may go on reading the socket itself).
+    pub(super) fn next(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        kind: FdKind,
+        max: usize,
+        spin: u64,
+        exact: bool,
+    ) -> Result<(Body, Vec<OwnedFd>)> {
+        let (h, len) = self.header(fd, kind, spin, exact)?;
+        if len > max {
+            return Err(Error::MessageTooLarge { len, max });
+        }
+        // a lying length near usize::MAX: read until the peer hangs up, as for any length
+        let total = h.saturating_add(len);
+        let from = self.pos;
+        if total <= BUF {
+            while self.end - self.start < total {
+                let limit = if exact {
+                    total - (self.end - self.start)
+                } else {
+                    usize::MAX
+                };
+                if self.fill_wait(fd, kind, spin, limit)? == 0 {
+                    return Err(Error::Eof);
+                }
+            }
+            let fds = self.take_fds(from, from + total as u64);
+            let body = self.start + h..self.start + total;
+            self.start += total;
+            self.pos += total as u64;
+            return Ok((Body::InBuf(body), fds));
+        }
+        // a large frame: what is here (less than the frame), then the rest straight
+        // into the message's buffer, never reading past the frame's end
+        let here = self.end - self.start;
+        let mut out = Vec::with_capacity(len.min(CHUNK));
+        out.extend_from_slice(&self.buf[self.start + h..self.end]);
+        self.start = self.end;
+        self.pos += here as u64;
+        let fds = self.take_fds(from, from.saturating_add(total as u64));
+        while out.len() < len {
+            let want = (len - out.len()).min(CHUNK);
+            let n = reduction::read_append(fd, &mut out, want)?;
+            if n == 0 {
+                return Err(Error::Eof);
+            }
+            self.pos += n as u64;
+        }
+        Ok((Body::Owned(out), fds))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse_and_refuse_garbage() {
+        assert_eq!(parse(&[0, 0]).unwrap(), None);
+        assert_eq!(parse(&[0, 0, 1, 0, 9]).unwrap(), Some((4, 256)));
+        let mut big = (-1i32).to_be_bytes().to_vec();
+        assert_eq!(parse(&big).unwrap(), None);
+        big.extend_from_slice(&(1u64 << 33).to_be_bytes());
+        assert_eq!(parse(&big).unwrap(), Some((12, 1 << 33)));
+        assert!(parse(&(-2i32).to_be_bytes()).is_err());
+        let mut huge = (-1i32).to_be_bytes().to_vec();
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(parse(&huge).unwrap(), Some((12, usize::MAX)));
+    }
+}

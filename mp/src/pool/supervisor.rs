@@ -433,7 +433,16 @@ impl Supervisor {
                     for ev in events {
                         match ev {
                             Event::Wake => self.shared.drain_wake(),
-                            Event::Conn(i) => self.read_result(&mut workers[i]),
+                            Event::Conn(i) => {
+                                // a connection reads ahead: a second message that came
+                                // with the first is already in its buffer, and poll(2)
+                                // on the descriptor would not report it
+                                let w = &mut workers[i];
+                                self.read_result(w);
+                                while !w.conn.closed() && w.conn.buffered_message() {
+                                    self.read_result(w);
+                                }
+                            }
                             Event::Sentinel(i) => self.worker_exited(&mut workers[i]),
                         }
                     }

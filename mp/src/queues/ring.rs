@@ -677,6 +677,51 @@ pub(super) fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<Owned
     out
 }
 
+/// Fuzzing hook (`mp::__fuzz::queue_ring`): a ring of 256 or 4096 data bytes whose
+/// counters (head, tail, count, sequence) and entries are `data`, as a hostile or
+/// dying process could leave them; then pops (each item decoded), pushes and, when
+/// `data[0]` asks, the dead-holder repair. Must end without a panic or a hang.
+pub(crate) fn fuzz_entries(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let cap = if mode & 1 == 0 { 256 } else { 4096 };
+    let r = Ring::create(0, cap).expect("a ring");
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        let src = rest.get(8 * i..).unwrap_or(&[]);
+        let n = src.len().min(8);
+        w[..n].copy_from_slice(&src[..n]);
+        u64::from_le_bytes(w)
+    };
+    let h = r.h();
+    h.head.store(word(0), Relaxed);
+    h.tail.tail.store(word(1), Relaxed);
+    h.tail.count.store(word(2), Relaxed);
+    h.tail.seq.store(word(3), Relaxed);
+    let entries = rest.get(32..).unwrap_or(&[]);
+    r.block
+        .write_bytes(HEADER, &entries[..entries.len().min(cap)]);
+    if mode & 2 != 0 {
+        r.repair();
+    }
+    let item = Encoded::new(&crate::codec::ByteBuf::from(vec![mode; 24])).expect("an item");
+    for op in 0..16u8 {
+        assert!(r.lock(Deadline::Now), "the ring lock is free");
+        let popped = if (mode >> 2) & (1 << (op % 6)) != 0 {
+            let _ = r.push_locked(&item);
+            None
+        } else {
+            r.pop_locked()
+        };
+        r.unlock();
+        if let Some(Ok((bytes, fds))) = popped {
+            let _ = decode_recycle::<crate::codec::ByteBuf>(bytes, fds);
+        }
+        let _ = (r.count(), r.has_room(64), r.room_to_wake(64));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

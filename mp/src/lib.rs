@@ -91,7 +91,7 @@ extern crate self as mp;
 #[doc(hidden)]
 pub mod __private;
 
-/// Fuzzing entry points (the targets in `fuzz/`, replayed by
-/// `tests/fuzz_regressions.rs`). Not a public API.
+// Fuzzing entry points (the targets in `fuzz/`, replayed by
+// `tests/fuzz_regressions.rs`). Not a public API.
 #[doc(hidden)]
 pub mod __fuzz;

@@ -307,7 +307,7 @@ impl Ring {
         while pos < tail {
             let off = pos % cap;
             if cap - off < ENTRY_HDR as u64 {
-                pos += cap - off;
+                pos = pos.saturating_add(cap - off);
                 continue;
             }
             let mut e = [0u8; ENTRY_HDR];
@@ -316,14 +316,14 @@ impl Ring {
             let kind = u32::from_le_bytes(e[4..8].try_into().expect("4 bytes"));
             let size = match kind {
                 KIND_WRAP => {
-                    pos += cap - off;
+                    pos = pos.saturating_add(cap - off);
                     continue;
                 }
                 KIND_INDIRECT => ENTRY_HDR as u64,
                 KIND_INLINE | KIND_FDS if len <= INLINE_MAX => (ENTRY_HDR + pad8(len)) as u64,
                 _ => break,
             };
-            if off + size > cap || pos + size > tail {
+            if off + size > cap || pos.saturating_add(size) > tail {
                 break;
             }
             pos += size;
@@ -352,7 +352,7 @@ impl Ring {
             return false;
         }
         // worst case a wrap wastes up to `size` bytes at the end of the ring
-        self.used() + 2 * size <= self.capacity()
+        self.used().saturating_add(2 * size) <= self.capacity()
     }
 
     /// What a putter waiting for room sleeps until: a free slot of a bounded queue, or
@@ -409,6 +409,13 @@ impl Ring {
         if tail.saturating_sub(head) + waste + size > cap {
             return Ok(Pushed::NoRoom);
         }
+        // the counters are shared memory: a tail no real queue reaches (2^64 bytes
+        // produced) was written by someone else, and must not overflow here
+        let Some(end) = tail.checked_add(waste + size) else {
+            return Err(Error::Codec(
+                format!("queue ring corrupted (tail {tail}); the queue is unusable").into(),
+            ));
+        };
         let seq = self.h().tail.seq.load(Relaxed);
         if e.kind() != KIND_INLINE {
             // descriptors first, tagged with the entry's sequence number
@@ -452,9 +459,9 @@ impl Ring {
         if e.memfd.is_none() {
             block.write_bytes(off + ENTRY_HDR, &e.bytes);
         }
-        self.h().tail.seq.store(seq + 1, Relaxed);
-        self.h().tail.tail.store(at + size, Release);
-        self.h().tail.count.store(count + 1, Release);
+        self.h().tail.seq.store(seq.wrapping_add(1), Relaxed);
+        self.h().tail.tail.store(end, Release);
+        self.h().tail.count.store(count.saturating_add(1), Release);
         Ok(Pushed::Done)
     }
 
@@ -471,13 +478,14 @@ impl Ring {
         let mut head = self.h().head.load(Relaxed);
         let mut h = [0u8; ENTRY_HDR];
         let mut pos = head % cap;
+        // saturating: the counters are shared memory, and may be anything
         if cap - pos < ENTRY_HDR as u64 {
-            head += cap - pos;
+            head = head.saturating_add(cap - pos);
             pos = 0;
         } else {
             block.read_bytes(HEADER + pos as usize, &mut h);
             if u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) == KIND_WRAP {
-                head += cap - pos;
+                head = head.saturating_add(cap - pos);
                 pos = 0;
             }
         }
@@ -486,13 +494,14 @@ impl Ring {
         let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
         let seq = u64::from_le_bytes(h[8..].try_into().expect("8 bytes"));
         let inline_ok = pos + (ENTRY_HDR + pad8(len)) as u64 <= cap && len <= INLINE_MAX;
-        let entry_end = head
-            + ENTRY_HDR as u64
-            + if kind == KIND_INDIRECT {
-                0
-            } else {
-                pad8(len) as u64
-            };
+        let entry_end = head.saturating_add(
+            ENTRY_HDR as u64
+                + if kind == KIND_INDIRECT {
+                    0
+                } else {
+                    pad8(len) as u64
+                },
+        );
         let past_tail = entry_end > self.h().tail.tail.load(Relaxed);
         if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) || past_tail {
             // Only a process killed mid-write (or foreign writes to the shared memory)
@@ -533,7 +542,7 @@ impl Ring {
                 )),
             };
         }
-        self.h().head.store(head + size, Release);
+        self.h().head.store(head.saturating_add(size), Release);
         self.h().tail.count.store(count - 1, Release);
         Some(out)
     }

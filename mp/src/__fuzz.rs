@@ -730,12 +730,20 @@ mod erased {
 
 #[cfg(test)]
 mod tests {
-    /// The pure-memory targets' seeds (also run under Miri by `.ci/miri`).
+    /// The pure-memory targets' seeds and kept inputs (`tests/fuzz/<target>/`, also
+    /// replayed by `tests/fuzz_regressions.rs`), here so that `.ci/miri` runs them too.
     #[test]
-    fn ring_and_pool_result_seeds() {
+    fn ring_and_pool_result_inputs() {
         for target in ["queue_ring", "pool_result"] {
             let f = super::TARGETS.iter().find(|(n, _)| *n == target).unwrap().1;
-            for s in super::seeds(target) {
+            let mut inputs = super::seeds(target);
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../tests/fuzz")
+                .join(target);
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                inputs.extend(entries.map(|e| std::fs::read(e.unwrap().path()).unwrap()));
+            }
+            for s in inputs {
                 f(&s);
             }
         }

@@ -323,10 +323,10 @@ impl Ring {
                 KIND_INLINE | KIND_FDS if len <= INLINE_MAX => (ENTRY_HDR + pad8(len)) as u64,
                 _ => break,
             };
-            if off + size > cap || pos.saturating_add(size) > tail {
-                break;
+            match pos.checked_add(size) {
+                Some(end) if off + size <= cap && end <= tail => pos = end,
+                _ => break,
             }
-            pos += size;
             n += 1;
         }
         let tail = pos.min(tail);

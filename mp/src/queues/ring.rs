@@ -406,7 +406,7 @@ impl Ring {
         let size = e.ring_size() as u64;
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
-        if tail.saturating_sub(head) + waste + size > cap {
+        if tail.saturating_sub(head).saturating_add(waste + size) > cap {
             return Ok(Pushed::NoRoom);
         }
         // the counters are shared memory: a tail no real queue reaches (2^64 bytes

@@ -406,16 +406,25 @@ impl Ring {
         let size = e.ring_size() as u64;
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
-        if tail.saturating_sub(head).saturating_add(waste + size) > cap {
+        // the counters are shared memory: a tail behind the head or more than the ring
+        // ahead of it, or one no real queue reaches (2^64 bytes produced), was written
+        // by someone else; waiting for room would wait forever
+        let corrupt = || {
+            Err(Error::Codec(
+                format!("queue ring corrupted (head {head}, tail {tail}); the queue is unusable")
+                    .into(),
+            ))
+        };
+        let (Some(used), Some(end)) = (tail.checked_sub(head), tail.checked_add(waste + size))
+        else {
+            return corrupt();
+        };
+        if used > cap {
+            return corrupt();
+        }
+        if used + waste + size > cap {
             return Ok(Pushed::NoRoom);
         }
-        // the counters are shared memory: a tail no real queue reaches (2^64 bytes
-        // produced) was written by someone else, and must not overflow here
-        let Some(end) = tail.checked_add(waste + size) else {
-            return Err(Error::Codec(
-                format!("queue ring corrupted (tail {tail}); the queue is unusable").into(),
-            ));
-        };
         let seq = self.h().tail.seq.load(Relaxed);
         if e.kind() != KIND_INLINE {
             // descriptors first, tagged with the entry's sequence number

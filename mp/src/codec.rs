@@ -60,6 +60,12 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Resul
 
 /// Decodes a `T`; trailing bytes are an error.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    decode_borrowed(bytes)
+}
+
+/// [`decode`] for a `T` that borrows from `bytes` (a `&Bytes` field stays in the
+/// buffer instead of being copied out); trailing bytes are an error.
+pub(crate) fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T> {
     let (v, rest) = postcard::take_from_bytes(bytes).map_err(codec_err)?;
     if !rest.is_empty() {
         return Err(Error::Codec(

@@ -59,12 +59,28 @@ unsafe impl Sync for Arena {}
 
 impl Drop for Arena {
     fn drop(&mut self) {
+        #[cfg(miri)]
+        // SAFETY: allocated by `Arena::new` with this layout; no block outlives its arena.
+        unsafe {
+            std::alloc::dealloc(self.ptr, miri_layout(self.size));
+        }
+        #[cfg(not(miri))]
         // SAFETY: `ptr`/`size` come from our own successful mmap; no block outlives its
         // arena (blocks hold an `Arc<Arena>`).
         unsafe {
             let _ = rustix::mm::munmap(self.ptr.cast(), self.size);
         }
     }
+}
+
+/// Under Miri (`.ci/miri`), which models neither `memfd_create` nor shared file
+/// mappings, an arena is zeroed process memory of this layout, with a `/dev/null`
+/// descriptor standing in for the memfd: the allocator's bookkeeping and everything
+/// built on blocks (the queue ring) run unchanged; sending an arena to another process
+/// does not (no test does that under Miri).
+#[cfg(miri)]
+fn miri_layout(size: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(size, 4096).expect("an arena's layout")
 }
 
 impl std::fmt::Debug for Arena {
@@ -90,16 +106,33 @@ impl Arena {
     pub fn new(size: usize) -> Result<Arc<Arena>> {
         let page = 4096;
         let size = size.max(page).div_ceil(page) * page;
-        let fd = rustix::fs::memfd_create(
-            "mp-heap",
-            rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
-        )
-        .map_err(std::io::Error::from)?;
-        rustix::fs::ftruncate(&fd, size as u64).map_err(std::io::Error::from)?;
-        // the size is final: no process holding the descriptor may shrink it (every
-        // mapping would take SIGBUS) or grow it
-        rustix::fs::fcntl_add_seals(&fd, SIZE_SEALS).map_err(std::io::Error::from)?;
-        Self::map(fd, size)
+        #[cfg(miri)]
+        return Self::in_memory(size);
+        #[cfg(not(miri))]
+        {
+            let fd = rustix::fs::memfd_create(
+                "mp-heap",
+                rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING,
+            )
+            .map_err(std::io::Error::from)?;
+            rustix::fs::ftruncate(&fd, size as u64).map_err(std::io::Error::from)?;
+            // the size is final: no process holding the descriptor may shrink it (every
+            // mapping would take SIGBUS) or grow it
+            rustix::fs::fcntl_add_seals(&fd, SIZE_SEALS).map_err(std::io::Error::from)?;
+            Self::map(fd, size)
+        }
+    }
+
+    /// See [`miri_layout`].
+    #[cfg(miri)]
+    fn in_memory(size: usize) -> Result<Arc<Arena>> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        // SAFETY: a non-zero size (at least a page).
+        let ptr = unsafe { std::alloc::alloc_zeroed(miri_layout(size)) };
+        assert!(!ptr.is_null(), "out of memory");
+        let fd = std::fs::File::open("/dev/null")?.into();
+        let key = (u64::MAX, NEXT.fetch_add(1, Ordering::Relaxed));
+        Ok(Arc::new(Arena { fd, ptr, size, key }))
     }
 
     /// Maps `fd` (or reuses this process's mapping of the same file). A received
@@ -236,6 +269,9 @@ extern "C" fn after_fork_in_child() {
 
 /// Registers the fork handlers (once, before the first allocation).
 fn ensure_atfork() {
+    if cfg!(miri) {
+        return; // Miri models neither fork nor pthread_atfork; nothing forks under it
+    }
     ATFORK.call_once(|| {
         // SAFETY: registers plain extern "C" handlers; they only take and release this
         // module's locks on the forking thread and reset the allocator's bookkeeping.
@@ -629,6 +665,8 @@ mod tests {
         assert_eq!(blocks[1].atomic_u32(0).load(Ordering::SeqCst), 0);
     }
 
+    // not under Miri (.ci/miri): receives an arena's descriptor (memfd seals, fstat), which Miri does not model
+    #[cfg(not(miri))]
     #[test]
     fn roundtrip_reuses_mapping() {
         let b = Block::new(64).unwrap();

@@ -90,3 +90,8 @@ extern crate self as mp;
 /// What the macros' generated code calls. Not a public API.
 #[doc(hidden)]
 pub mod __private;
+
+// Fuzzing entry points (the targets in `fuzz/`, replayed by
+// `tests/fuzz_regressions.rs`). Not a public API.
+#[doc(hidden)]
+pub mod __fuzz;

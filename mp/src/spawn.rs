@@ -445,6 +445,7 @@ pub(crate) fn bootstrap_if_child() {
     }
 }
 
+#[cfg_attr(miri, allow(dead_code))] // see BOOTSTRAP_CTOR
 extern "C" fn bootstrap_ctor() {
     if MAIN_BOOTSTRAP.is_empty() {
         bootstrap_if_child();
@@ -482,6 +483,9 @@ fn start_watchdog_if_asked() {
 }
 
 /// The pre-`main` bootstrap for binaries without `#[mp::main]` (tests, doctests).
+/// Not under Miri (`.ci/miri`): it reads linkme's section-bounded statics, which Miri
+/// does not support, and no test under Miri starts a process.
+#[cfg(not(miri))]
 #[used]
 #[link_section = ".init_array"]
 static BOOTSTRAP_CTOR: extern "C" fn() = bootstrap_ctor;
@@ -489,6 +493,7 @@ static BOOTSTRAP_CTOR: extern "C" fn() = bootstrap_ctor;
 /// Referenced from every path that starts a binary again, so the linker keeps the
 /// constructor above in every program that can be a spawned child.
 pub(crate) fn keep_bootstrap_linked() {
+    #[cfg(not(miri))]
     std::hint::black_box(&BOOTSTRAP_CTOR);
 }
 #[doc(hidden)]

@@ -185,6 +185,8 @@ mod tests {
         assert!(create_response(key, b"{sha3_256}0123456789012345678901234").is_err());
     }
 
+    // not under Miri (.ci/miri): sends over a socket (sendmsg), which Miri does not model
+    #[cfg(not(miri))]
     #[test]
     fn wrong_key_fails_both_sides() {
         let (a, b) = crate::pipe(true).unwrap();

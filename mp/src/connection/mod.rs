@@ -563,7 +563,8 @@ pub mod root_exports {
     pub use super::{client, pipe, wait, Address, Client, Connection, Listener, Pipe, Waitable};
 }
 
-#[cfg(test)]
+// not under Miri (.ci/miri): every test here sends over a socket (sendmsg), which Miri does not model
+#[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
 

@@ -82,6 +82,29 @@ impl<R: DeserializeOwned + Send + 'static> Typed<R> {
     }
 }
 
+/// Decodes a worker's results for a chunk of `count` items and checks them against
+/// the chunk (what the worker sent is not trusted; `__fuzz::pool_result` drives this).
+pub(crate) fn decode_chunk<R: DeserializeOwned>(
+    bytes: &[u8],
+    count: usize,
+) -> Result<worker::ChunkResults<R>> {
+    let (values, errors): worker::ChunkResults<R> = crate::codec::decode(bytes)?;
+    // failed items by strictly increasing index within the chunk
+    let in_range = errors.iter().all(|(i, _)| (*i as usize) < count)
+        && errors.windows(2).all(|w| w[0].0 < w[1].0);
+    if values.len() + errors.len() == count && in_range {
+        Ok((values, errors))
+    } else {
+        Err(Error::Codec(
+            format!(
+                "a worker sent {} results for a chunk of {count}",
+                values.len() + errors.len()
+            )
+            .into(),
+        ))
+    }
+}
+
 impl<R: DeserializeOwned + Send + 'static> JobSink for Typed<R> {
     fn deliver(
         &self,
@@ -90,23 +113,9 @@ impl<R: DeserializeOwned + Send + 'static> JobSink for Typed<R> {
         results: std::result::Result<&[u8], ItemError>,
         task: &str,
     ) {
-        let decoded = results.map_err(|e| e.into_error(task)).and_then(|bytes| {
-            let (values, errors): worker::ChunkResults<R> = crate::codec::decode(bytes)?;
-            // failed items by strictly increasing index within the chunk
-            let in_range = errors.iter().all(|(i, _)| (*i as usize) < count)
-                && errors.windows(2).all(|w| w[0].0 < w[1].0);
-            if values.len() + errors.len() == count && in_range {
-                Ok((values, errors))
-            } else {
-                Err(Error::Codec(
-                    format!(
-                        "a worker sent {} results for a chunk of {count}",
-                        values.len() + errors.len()
-                    )
-                    .into(),
-                ))
-            }
-        });
+        let decoded = results
+            .map_err(|e| e.into_error(task))
+            .and_then(|bytes| decode_chunk(bytes, count));
         match decoded {
             Ok((values, errors)) => {
                 let errors = errors

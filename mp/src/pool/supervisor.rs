@@ -245,18 +245,6 @@ impl Shared {
     }
 }
 
-/// Decodes a `T` that borrows from `bytes` (`codec::decode` wants an owned `T`);
-/// trailing bytes are an error.
-fn decode_borrowed<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T> {
-    let (v, rest) = postcard::take_from_bytes(bytes).map_err(crate::codec::codec_err)?;
-    if !rest.is_empty() {
-        return Err(Error::Codec(
-            format!("{} trailing bytes after a worker's message", rest.len()).into(),
-        ));
-    }
-    Ok(v)
-}
-
 /// An initializer: its registered name, its encoded arguments and their descriptors.
 pub(crate) type Init = (&'static str, Vec<u8>, Vec<OwnedFd>);
 
@@ -543,7 +531,7 @@ impl Supervisor {
             }
             Err(e) => Err(e),
         };
-        let msg = len.and_then(|n| decode_borrowed::<FromWorker<&Bytes>>(&rbuf[..n]));
+        let msg = len.and_then(|n| crate::codec::decode_borrowed::<FromWorker<&Bytes>>(&rbuf[..n]));
         match msg {
             Ok(FromWorker::Done {
                 job,

@@ -76,6 +76,7 @@ use crate::error::{Error, Result};
 use crate::popen_fork::ForkLocal;
 use crate::synchronize::futex::{self, Deadline};
 use feeder::Local;
+pub(crate) use ring::fuzz_entries;
 use ring::{decode_recycle, Encoded, Ring, RING};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

@@ -225,8 +225,10 @@ impl Ring {
             .maxsize
             .store(maxsize as u64, Relaxed);
         let (tx, rx) = UnixStream::pair()?;
-        rx.set_nonblocking(true)?;
-        tx.set_nonblocking(true)?;
+        // with fcntl rather than std's ioctl(FIONBIO): the same flag, and Miri models it
+        for s in [&rx, &tx] {
+            rustix::fs::fcntl_setfl(s, rustix::fs::OFlags::NONBLOCK)?;
+        }
         Ok(Ring {
             block,
             side_tx: Fd(tx.into()),
@@ -305,7 +307,7 @@ impl Ring {
         while pos < tail {
             let off = pos % cap;
             if cap - off < ENTRY_HDR as u64 {
-                pos += cap - off;
+                pos = pos.saturating_add(cap - off);
                 continue;
             }
             let mut e = [0u8; ENTRY_HDR];
@@ -314,17 +316,17 @@ impl Ring {
             let kind = u32::from_le_bytes(e[4..8].try_into().expect("4 bytes"));
             let size = match kind {
                 KIND_WRAP => {
-                    pos += cap - off;
+                    pos = pos.saturating_add(cap - off);
                     continue;
                 }
                 KIND_INDIRECT => ENTRY_HDR as u64,
                 KIND_INLINE | KIND_FDS if len <= INLINE_MAX => (ENTRY_HDR + pad8(len)) as u64,
                 _ => break,
             };
-            if off + size > cap || pos + size > tail {
-                break;
+            match pos.checked_add(size) {
+                Some(end) if off + size <= cap && end <= tail => pos = end,
+                _ => break,
             }
-            pos += size;
             n += 1;
         }
         let tail = pos.min(tail);
@@ -350,7 +352,7 @@ impl Ring {
             return false;
         }
         // worst case a wrap wastes up to `size` bytes at the end of the ring
-        self.used() + 2 * size <= self.capacity()
+        self.used().saturating_add(2 * size) <= self.capacity()
     }
 
     /// What a putter waiting for room sleeps until: a free slot of a bounded queue, or
@@ -414,7 +416,23 @@ impl Ring {
         let size = e.ring_size() as u64;
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
-        if tail.saturating_sub(head) + waste + size > cap {
+        // the counters are shared memory: a tail behind the head or more than the ring
+        // ahead of it, or one no real queue reaches (2^64 bytes produced), was written
+        // by someone else; waiting for room would wait forever
+        let corrupt = || {
+            Err(Error::Codec(
+                format!("queue ring corrupted (head {head}, tail {tail}); the queue is unusable")
+                    .into(),
+            ))
+        };
+        let (Some(used), Some(end)) = (tail.checked_sub(head), tail.checked_add(waste + size))
+        else {
+            return corrupt();
+        };
+        if used > cap {
+            return corrupt();
+        }
+        if used + waste + size > cap {
             return Ok(Pushed::NoRoom);
         }
         let seq = self.h().tail.seq.load(Relaxed);
@@ -460,9 +478,9 @@ impl Ring {
         if e.memfd.is_none() {
             block.write_bytes(off + ENTRY_HDR, &e.bytes);
         }
-        self.h().tail.seq.store(seq + 1, Relaxed);
-        self.h().tail.tail.store(at + size, Release);
-        self.h().tail.count.store(count + 1, Release);
+        self.h().tail.seq.store(seq.wrapping_add(1), Relaxed);
+        self.h().tail.tail.store(end, Release);
+        self.h().tail.count.store(count.saturating_add(1), Release);
         Ok(Pushed::Done)
     }
 
@@ -479,13 +497,14 @@ impl Ring {
         let mut head = self.h().head.load(Relaxed);
         let mut h = [0u8; ENTRY_HDR];
         let mut pos = head % cap;
+        // saturating: the counters are shared memory, and may be anything
         if cap - pos < ENTRY_HDR as u64 {
-            head += cap - pos;
+            head = head.saturating_add(cap - pos);
             pos = 0;
         } else {
             block.read_bytes(HEADER + pos as usize, &mut h);
             if u32::from_le_bytes(h[4..8].try_into().expect("4 bytes")) == KIND_WRAP {
-                head += cap - pos;
+                head = head.saturating_add(cap - pos);
                 pos = 0;
             }
         }
@@ -494,13 +513,14 @@ impl Ring {
         let kind = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
         let seq = u64::from_le_bytes(h[8..].try_into().expect("8 bytes"));
         let inline_ok = pos + (ENTRY_HDR + pad8(len)) as u64 <= cap && len <= INLINE_MAX;
-        let entry_end = head
-            + ENTRY_HDR as u64
-            + if kind == KIND_INDIRECT {
-                0
-            } else {
-                pad8(len) as u64
-            };
+        let entry_end = head.saturating_add(
+            ENTRY_HDR as u64
+                + if kind == KIND_INDIRECT {
+                    0
+                } else {
+                    pad8(len) as u64
+                },
+        );
         let past_tail = entry_end > self.h().tail.tail.load(Relaxed);
         if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) || past_tail {
             // Only a process killed mid-write (or foreign writes to the shared memory)
@@ -541,7 +561,7 @@ impl Ring {
                 )),
             };
         }
-        self.h().head.store(head + size, Release);
+        self.h().head.store(head.saturating_add(size), Release);
         self.h().tail.count.store(count - 1, Release);
         Some(out)
     }
@@ -685,6 +705,51 @@ pub(super) fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<Owned
         SCRATCH.with(|s| *s.borrow_mut() = bytes);
     }
     out
+}
+
+/// Fuzzing hook (`mp::__fuzz::queue_ring`): a ring of 256 or 4096 data bytes whose
+/// counters (head, tail, count, sequence) and entries are `data`, as a hostile or
+/// dying process could leave them; then pops (each item decoded), pushes and, when
+/// `data[0]` asks, the dead-holder repair. Must end without a panic or a hang.
+pub(crate) fn fuzz_entries(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let cap = if mode & 1 == 0 { 256 } else { 4096 };
+    let r = Ring::create(0, cap).expect("a ring");
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        let src = rest.get(8 * i..).unwrap_or(&[]);
+        let n = src.len().min(8);
+        w[..n].copy_from_slice(&src[..n]);
+        u64::from_le_bytes(w)
+    };
+    let h = r.h();
+    h.head.store(word(0), Relaxed);
+    h.tail.tail.store(word(1), Relaxed);
+    h.tail.count.store(word(2), Relaxed);
+    h.tail.seq.store(word(3), Relaxed);
+    let entries = rest.get(32..).unwrap_or(&[]);
+    r.block
+        .write_bytes(HEADER, &entries[..entries.len().min(cap)]);
+    if mode & 2 != 0 {
+        r.repair();
+    }
+    let item = Encoded::new(&crate::codec::ByteBuf::from(vec![mode; 24])).expect("an item");
+    for op in 0..16u8 {
+        assert!(r.lock(Deadline::Now), "the ring lock is free");
+        let popped = if (mode >> 2) & (1 << (op % 6)) != 0 {
+            let _ = r.push_locked(&item);
+            None
+        } else {
+            r.pop_locked()
+        };
+        r.unlock();
+        if let Some(Ok((bytes, fds))) = popped {
+            let _ = decode_recycle::<crate::codec::ByteBuf>(bytes, fds);
+        }
+        let _ = (r.count(), r.has_room(64), r.room_to_wake(64));
+    }
 }
 
 #[cfg(test)]
@@ -836,6 +901,8 @@ mod tests {
         assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
     }
 
+    // not under Miri (.ci/miri): makes a memfd (memfd_create), which Miri does not model
+    #[cfg(not(miri))]
     #[test]
     fn items_of_4_gib_are_refused_and_memfds_must_be_sealed() {
         assert_eq!(entry_len(5).unwrap(), 5);

@@ -1,0 +1,3 @@
+#![no_main]
+// Drives `mp::__fuzz::frame` (see its doc); crashers go to tests/fuzz_regressions.rs.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mp::__fuzz::frame(data));

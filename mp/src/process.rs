@@ -136,6 +136,8 @@ struct Inner {
     name: Mutex<String>,
     daemon: AtomicBool,
     die_with_parent: AtomicBool,
+    /// The child watches its parent by its own means (see `watching_its_parent_itself`).
+    own_watch: AtomicBool,
     authkey: Mutex<Vec<u8>>,
     target: Mutex<Option<Target>>,
     want_result: AtomicBool,
@@ -182,6 +184,7 @@ impl Process {
                 name: Mutex::new(name),
                 daemon: AtomicBool::new(daemon),
                 die_with_parent: AtomicBool::new(false),
+                own_watch: AtomicBool::new(false),
                 authkey: Mutex::new(authkey),
                 target: Mutex::new(Some(target)),
                 want_result: AtomicBool::new(false),
@@ -260,7 +263,15 @@ impl Process {
     /// Whether the child ends when its parent ends: set by
     /// [`with_die_with_parent`](Self::with_die_with_parent), always for a daemonic one.
     pub fn die_with_parent(&self) -> bool {
-        self.inner.die_with_parent.load(Ordering::Relaxed) || self.daemon()
+        (self.inner.die_with_parent.load(Ordering::Relaxed) || self.daemon())
+            && !self.inner.own_watch.load(Ordering::Relaxed)
+    }
+
+    /// A daemonic child that notices its parent's end by its own means and cleans up
+    /// before it exits (a manager's server: its socket file), instead of being killed.
+    pub(crate) fn watching_its_parent_itself(self) -> Self {
+        self.inner.own_watch.store(true, Ordering::Relaxed);
+        self
     }
 
     /// Sets the start method context used by [`start`](Self::start).
@@ -834,6 +845,7 @@ pub fn current_process() -> Process {
             name: Mutex::new(meta.name.clone()),
             daemon: AtomicBool::new(meta.daemon),
             die_with_parent: AtomicBool::new(meta.die_with_parent),
+            own_watch: AtomicBool::new(false),
             authkey: Mutex::new(meta.authkey.clone()),
             target: Mutex::new(None),
             want_result: AtomicBool::new(false),
@@ -857,6 +869,7 @@ pub fn parent_process() -> Option<Process> {
             name: Mutex::new(name),
             daemon: AtomicBool::new(false),
             die_with_parent: AtomicBool::new(false),
+            own_watch: AtomicBool::new(false),
             authkey: Mutex::new(meta.authkey),
             target: Mutex::new(None),
             want_result: AtomicBool::new(false),

@@ -550,3 +550,38 @@ fn start_bound_and_die(out: mp::Queue<Vec<u32>>) {
     out.join_thread().unwrap();
     sigkill(std::process::id());
 }
+
+// ------------------------------------------------------------------- a hostile client
+
+#[test]
+fn a_manager_keeps_serving_while_clients_send_garbage() {
+    use std::io::Write;
+    let m = mp::Manager::new().unwrap();
+    let l = m.list(vec![1]).unwrap();
+    let mp::connection::Address::Unix(path) = m.address() else {
+        panic!("expected a Unix address");
+    };
+    let lies: [&[u8]; 4] = [
+        b"garbage that is no handshake at all",
+        &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0], // a ~4 GiB length header
+        &[0, 0, 0, 100, 1, 2], // a truncated frame
+        b"",                   // connect and hang up
+    ];
+    for bytes in lies {
+        let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let _ = s.write_all(bytes);
+        drop(s);
+        // others are served meanwhile and afterwards
+        let l2 = l.clone();
+        within(LONG, "a call after a hostile client", move || {
+            l2.append(2).unwrap();
+        });
+    }
+    // a client that stays connected and silent does not block the others either
+    let _silent = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let l2 = l.clone();
+    within(LONG, "a call beside a silent client", move || {
+        assert_eq!(l2.len().unwrap(), 5)
+    });
+    m.shutdown().unwrap();
+}

@@ -564,8 +564,8 @@ fn a_manager_keeps_serving_while_clients_send_garbage() {
     let lies: [&[u8]; 4] = [
         b"garbage that is no handshake at all",
         &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0], // a ~4 GiB length header
-        &[0, 0, 0, 100, 1, 2], // a truncated frame
-        b"",                   // connect and hang up
+        &[0, 0, 0, 100, 1, 2],                             // a truncated frame
+        b"",                                               // connect and hang up
     ];
     for bytes in lies {
         let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();

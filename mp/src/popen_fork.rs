@@ -258,6 +258,7 @@ pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Po
             drop(ours);
             locks.in_child(Some(meta.clone()));
             spawn::after_fork_child(&meta);
+            crate::process::watch_parent(&meta);
             match work {
                 ForkWork::Payload(bytes, fds) => match codec::decode::<Payload>(&bytes) {
                     Ok(p) => spawn::run_task(p, fds, theirs),

@@ -52,6 +52,14 @@ pub(crate) struct Meta {
     /// The parent is connected to its program's resource tracker.
     #[serde(default)]
     pub tracker: bool,
+    /// End this process when its parent ends ([`Process::with_die_with_parent`]; always
+    /// for a daemonic one).
+    #[serde(default)]
+    pub die_with_parent: bool,
+    /// The parent's start time (`/proc/<pid>/stat` field 22), so the child can tell its
+    /// parent from a process that reused the pid; 0 = unknown.
+    #[serde(default)]
+    pub parent_start: u64,
 }
 
 static CURRENT: Mutex<Option<Meta>> = Mutex::new(None);
@@ -82,6 +90,8 @@ fn with_current<R>(f: impl FnOnce(&mut Meta) -> R) -> R {
         start_method: None,
         log_level: None,
         tracker: false,
+        die_with_parent: false,
+        parent_start: 0,
     });
     f(meta)
 }
@@ -125,6 +135,9 @@ struct Inner {
     creator: u32,
     name: Mutex<String>,
     daemon: AtomicBool,
+    die_with_parent: AtomicBool,
+    /// The child watches its parent by its own means (see `watching_its_parent_itself`).
+    own_watch: AtomicBool,
     authkey: Mutex<Vec<u8>>,
     target: Mutex<Option<Target>>,
     want_result: AtomicBool,
@@ -170,6 +183,8 @@ impl Process {
                 creator: my_pid(),
                 name: Mutex::new(name),
                 daemon: AtomicBool::new(daemon),
+                die_with_parent: AtomicBool::new(false),
+                own_watch: AtomicBool::new(false),
                 authkey: Mutex::new(authkey),
                 target: Mutex::new(Some(target)),
                 want_result: AtomicBool::new(false),
@@ -221,6 +236,41 @@ impl Process {
     /// Sets the daemon flag (builder form of [`set_daemon`](Self::set_daemon)).
     pub fn with_daemon(self, daemon: bool) -> Self {
         self.inner.daemon.store(daemon, Ordering::Relaxed);
+        self
+    }
+
+    /// Ends the child as soon as its parent (the process that started it) ends, however
+    /// it ends — a `SIGKILL` included — with `SIGKILL`: a child that must never outlive
+    /// its parent (Linux's `PR_SET_PDEATHSIG`, made reliable).
+    ///
+    /// A daemonic child ([`with_daemon`](Self::with_daemon), every pool worker, a
+    /// manager's server) always behaves so; this option extends it to a non-daemonic
+    /// one, which otherwise keeps running after its parent was killed (and is joined at
+    /// a normal exit). It works with every start method: the child watches its parent
+    /// through a `pidfd` on a small thread of its own (not `PR_SET_PDEATHSIG`, which
+    /// fires when the *thread* that started the child ends, and would watch the fork
+    /// server instead of the parent under forkserver). A parent that is already gone
+    /// when the child starts ends the child at once.
+    ///
+    /// Python has nothing of the kind: a child of a killed CPython parent, daemonic or
+    /// not, runs on (reparented to init) until it ends by itself; only pool workers
+    /// notice, when they next read from their task queue.
+    pub fn with_die_with_parent(self, on: bool) -> Self {
+        self.inner.die_with_parent.store(on, Ordering::Relaxed);
+        self
+    }
+
+    /// Whether the child ends when its parent ends: set by
+    /// [`with_die_with_parent`](Self::with_die_with_parent), always for a daemonic one.
+    pub fn die_with_parent(&self) -> bool {
+        (self.inner.die_with_parent.load(Ordering::Relaxed) || self.daemon())
+            && !self.inner.own_watch.load(Ordering::Relaxed)
+    }
+
+    /// A daemonic child that notices its parent's end by its own means and cleans up
+    /// before it exits (a manager's server: its socket file), instead of being killed.
+    pub(crate) fn watching_its_parent_itself(self) -> Self {
+        self.inner.own_watch.store(true, Ordering::Relaxed);
         self
     }
 
@@ -282,6 +332,8 @@ impl Process {
             start_method: crate::context::start_method_if_set(),
             log_level: crate::util::current_log_level(),
             tracker: crate::resource_tracker::is_connected(),
+            die_with_parent: self.die_with_parent(),
+            parent_start: start_time(my_pid()).unwrap_or(0),
         };
         let want_result = self.inner.want_result.load(Ordering::Relaxed);
         let popen = match (method, target) {
@@ -693,7 +745,64 @@ impl ForkLocks {
 /// A child started by spawn or the fork server becomes the process `meta` describes.
 pub(crate) fn become_child(meta: Meta) {
     COUNTER.store(0, Ordering::Relaxed);
+    watch_parent(&meta);
     *lock(&CURRENT) = Some(meta);
+}
+
+/// The start time of process `pid` (field 22 of `/proc/<pid>/stat`, in clock ticks
+/// since boot): with the pid, it names one process for good.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // the command name (field 2) may hold spaces and parentheses: skip past its end
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// In a child that must not outlive its parent ([`Meta::die_with_parent`]): ends it
+/// now if the parent is already gone, else watches the parent's pidfd on a thread and
+/// ends the child with `SIGKILL` once it becomes readable (the parent ended).
+pub(crate) fn watch_parent(meta: &Meta) {
+    if !meta.die_with_parent {
+        return;
+    }
+    let Some((ppid, _)) = meta.parent else {
+        return;
+    };
+    let fd = match popen_fork::pidfd(ppid) {
+        // the pid is the parent's only if the process holding it started when it did
+        Ok(fd) if meta.parent_start == 0 || start_time(ppid) == Some(meta.parent_start) => fd,
+        Ok(_) => die_now(),
+        Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ESRCH) => die_now(),
+        Err(e) => {
+            log::warn!("cannot watch the parent process {ppid}: {e}");
+            return;
+        }
+    };
+    let watcher = std::thread::Builder::new()
+        .name("mp-parent-watch".into())
+        .spawn(move || loop {
+            match wait_readable(fd.as_fd(), None) {
+                Ok(true) => die_now(),
+                Ok(false) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::warn!("cannot watch the parent process {ppid}: {e}");
+                    return;
+                }
+            }
+        });
+    if let Err(e) = watcher {
+        log::warn!("cannot watch the parent process {ppid}: {e}");
+    }
+}
+
+/// Ends this process with `SIGKILL` (its parent died: nothing of it is worth finishing).
+fn die_now() -> ! {
+    // SAFETY: signals this very process.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    popen_fork::exit_now(-libc::SIGKILL)
 }
 
 /// Records a started child (for `active_children` and the exit handlers).
@@ -735,6 +844,8 @@ pub fn current_process() -> Process {
             creator: my_pid(),
             name: Mutex::new(meta.name.clone()),
             daemon: AtomicBool::new(meta.daemon),
+            die_with_parent: AtomicBool::new(meta.die_with_parent),
+            own_watch: AtomicBool::new(false),
             authkey: Mutex::new(meta.authkey.clone()),
             target: Mutex::new(None),
             want_result: AtomicBool::new(false),
@@ -757,6 +868,8 @@ pub fn parent_process() -> Option<Process> {
             creator: my_pid(),
             name: Mutex::new(name),
             daemon: AtomicBool::new(false),
+            die_with_parent: AtomicBool::new(false),
+            own_watch: AtomicBool::new(false),
             authkey: Mutex::new(meta.authkey),
             target: Mutex::new(None),
             want_result: AtomicBool::new(false),

@@ -55,6 +55,14 @@ static CONN: AtomicI32 = AtomicI32::new(-1);
 
 const MAX_MSG: usize = 4096;
 
+/// What this process registered and has not unregistered, `(rtype, name)`: sent again
+/// to a new tracker when the old one went away (was killed), so what was registered
+/// before is still cleaned up. Per process: a forked child starts with an empty set
+/// (never with a lock another parent thread held at the fork); its parent's entries
+/// are the parent's to send again.
+type Registered = crate::popen_fork::ForkLocal<std::sync::Mutex<BTreeSet<(String, String)>>>;
+static REGISTERED: std::sync::LazyLock<Registered> = std::sync::LazyLock::new(Registered::new);
+
 fn address() -> Result<SocketAddrUnix> {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
@@ -162,6 +170,21 @@ fn send(cmd: &str, name: &str, rtype: &str) -> Result<()> {
     }
     for attempt in 0..2 {
         let fd = ensure_connected()?;
+        if attempt == 1 {
+            // a new tracker: tell it what the lost one knew
+            let known: Vec<_> = crate::util::lock(REGISTERED.get())
+                .iter()
+                .cloned()
+                .collect();
+            for (rtype, name) in known {
+                let again = format!("REGISTER:{name}:{rtype}\n");
+                let _ = net::send(
+                    sys::borrow_forever(fd),
+                    again.as_bytes(),
+                    SendFlags::NOSIGNAL,
+                );
+            }
+        }
         match net::send(sys::borrow_forever(fd), msg.as_bytes(), SendFlags::NOSIGNAL) {
             Ok(_) => return Ok(()),
             Err(e) if attempt == 0 => {
@@ -180,6 +203,7 @@ fn send(cmd: &str, name: &str, rtype: &str) -> Result<()> {
 /// the program unless it is unregistered first. Failures are logged, not returned
 /// (the resource works without a tracker).
 pub fn register(name: &str, rtype: &str) {
+    crate::util::lock(REGISTERED.get()).insert((rtype.to_string(), name.to_string()));
     if let Err(e) = send("REGISTER", name, rtype) {
         log::warn!("resource_tracker: cannot register {name:?}: {e}");
     }
@@ -187,6 +211,7 @@ pub fn register(name: &str, rtype: &str) {
 
 /// `resource_tracker.unregister(name, rtype)`.
 pub fn unregister(name: &str, rtype: &str) {
+    crate::util::lock(REGISTERED.get()).remove(&(rtype.to_string(), name.to_string()));
     if CONN.load(Ordering::Acquire) < 0 && connect().is_err() {
         return; // no tracker: nothing registered
     }

@@ -248,6 +248,7 @@ impl Listener {
                 let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
                 let path = dir.path().join(format!("listener-{name}"));
                 let l = UnixListener::bind(&path)?;
+                remove_at_exit(dir.path(), true);
                 (
                     Sock::Unix(l),
                     Address::Unix(path.clone()),
@@ -425,6 +426,9 @@ impl Listener {
             if let Some(p) = path {
                 let _ = std::fs::remove_file(p);
             }
+            if let Some(d) = &dir {
+                remove_at_exit(d.path(), false);
+            }
             drop(dir);
         }
         Ok(())
@@ -451,6 +455,31 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.close();
+    }
+}
+
+/// The private directories of this process's listeners bound by `bind(None, ..)` and
+/// not closed yet: an exit hook removes them, so a listener that is never dropped
+/// (leaked, in a static, `std::process::exit`) leaves no socket behind, as CPython's
+/// `Finalize(self, os.unlink, exitpriority=0)` of a Unix listener. Per process: a
+/// forked child leaves its parent's alone.
+type OpenDirs = crate::popen_fork::ForkLocal<Mutex<Vec<PathBuf>>>;
+static OPEN_DIRS: std::sync::LazyLock<OpenDirs> = std::sync::LazyLock::new(OpenDirs::new);
+
+/// Adds (`open`) or removes `dir` from [`OPEN_DIRS`].
+fn remove_at_exit(dir: &std::path::Path, open: bool) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        crate::util::register_exit_hook(0, || {
+            for dir in std::mem::take(&mut *lock(OPEN_DIRS.get())) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        });
+    });
+    let mut dirs = lock(OPEN_DIRS.get());
+    dirs.retain(|d| d != dir);
+    if open {
+        dirs.push(dir.to_path_buf());
     }
 }
 

@@ -154,6 +154,60 @@ struct Core {
     run: Mutex<Run>,
 }
 
+impl Core {
+    /// Stops the server this handle started (see [`BaseManager::shutdown`]).
+    fn shutdown(&self) -> Result<()> {
+        let mut run = lock(&self.run);
+        let prev = std::mem::replace(&mut *run, Run::Stopped);
+        drop(run);
+        if let Run::Started {
+            process,
+            notify,
+            own_dir,
+        } = prev
+        {
+            let addr = lock(&self.address).as_ref().map(ToString::to_string);
+            if let Some(addr) = &addr {
+                let _ = request(addr, &self.authkey, &Request::Shutdown);
+                proxy::drop_thread_conn(addr);
+            }
+            drop(notify);
+            process.join_timeout(STOP_TIMEOUT)?;
+            if process.is_alive() {
+                process.kill()?;
+                process.join_timeout(STOP_TIMEOUT)?;
+            }
+            if let Some(dir) = own_dir {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The managers this process started, shut down by an exit hook when the program ends
+/// with one still running (never dropped: leaked, in a static, `std::process::exit`),
+/// before the daemonic children are terminated, so each server removes its socket
+/// (CPython's `Finalize(self, _finalize_manager, exitpriority=0)`). Per process: a
+/// forked child does not shut its parent's managers down.
+type Started = crate::popen_fork::ForkLocal<Mutex<Vec<std::sync::Weak<Core>>>>;
+static STARTED: std::sync::LazyLock<Started> = std::sync::LazyLock::new(Started::new);
+
+fn shut_down_at_exit(core: &Arc<Core>) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        crate::util::register_exit_hook(1, || {
+            let live: Vec<_> = std::mem::take(&mut *lock(STARTED.get()));
+            for core in live.iter().filter_map(std::sync::Weak::upgrade) {
+                let _ = core.shutdown();
+            }
+        });
+    });
+    let mut started = lock(STARTED.get());
+    started.retain(|w| w.strong_count() > 0);
+    started.push(Arc::downgrade(core));
+}
+
 /// A shared reference to a manager's server: what generated per-typeid methods (and
 /// [`SyncManager`]'s constructors) create objects through.
 #[derive(Clone)]
@@ -460,6 +514,7 @@ impl<M: ManagerType> BaseManager<M> {
             .ctx
             .process(server::manager_server, (spec,))
             .with_daemon(true)
+            .watching_its_parent_itself()
             .with_name(format!("{short}-{n}"));
         process.start()?;
         let reported = if ours.poll(Some(START_TIMEOUT))? {
@@ -494,6 +549,7 @@ impl<M: ManagerType> BaseManager<M> {
             notify: ours,
             own_dir,
         };
+        shut_down_at_exit(core);
         Ok(())
     }
 
@@ -536,32 +592,7 @@ impl<M: ManagerType> BaseManager<M> {
     /// no-op for a handle that connected or never started). A client call blocked in
     /// the server at that moment returns an error.
     pub fn shutdown(&self) -> Result<()> {
-        let core = &self.handle.core;
-        let mut run = lock(&core.run);
-        let prev = std::mem::replace(&mut *run, Run::Stopped);
-        drop(run);
-        if let Run::Started {
-            process,
-            notify,
-            own_dir,
-        } = prev
-        {
-            let addr = lock(&core.address).as_ref().map(ToString::to_string);
-            if let Some(addr) = &addr {
-                let _ = request(addr, &core.authkey, &Request::Shutdown);
-                proxy::drop_thread_conn(addr);
-            }
-            drop(notify);
-            process.join_timeout(STOP_TIMEOUT)?;
-            if process.is_alive() {
-                process.kill()?;
-                process.join_timeout(STOP_TIMEOUT)?;
-            }
-            if let Some(dir) = own_dir {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-        }
-        Ok(())
+        self.handle.core.shutdown()
     }
 
     /// Python's `address`: where the server listens.

@@ -511,6 +511,8 @@ pub fn seeds(target: &str) -> Vec<Vec<u8>> {
                 start_method: None,
                 log_level: None,
                 tracker: false,
+                die_with_parent: false,
+                parent_start: 0,
             };
             let payload = |args: Vec<u8>| {
                 enc(&crate::spawn::Payload {

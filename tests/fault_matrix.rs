@@ -16,22 +16,6 @@ use std::time::Duration;
 /// Bound on every wait that should succeed.
 const LONG: Duration = Duration::from_secs(30);
 
-/// Runs `f` on a helper thread and fails the test if it has not returned within `bound`.
-fn within<R: Send + 'static>(
-    bound: Duration,
-    what: &str,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(bound) {
-        Ok(r) => r,
-        Err(_) => panic!("{what}: still blocked after {bound:?}"),
-    }
-}
-
 fn sigkill(pid: u32) {
     // SAFETY: plain kill(2).
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };

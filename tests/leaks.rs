@@ -17,22 +17,6 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(60);
 
-/// Runs `f` on a helper thread and fails the test if it has not returned within `bound`.
-fn within<R: Send + 'static>(
-    bound: Duration,
-    what: &str,
-    f: impl FnOnce() -> R + Send + 'static,
-) -> R {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(bound) {
-        Ok(r) => r,
-        Err(_) => panic!("{what}: still blocked after {bound:?}"),
-    }
-}
-
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }

@@ -53,3 +53,20 @@ pub fn almost(elapsed: Duration, expected: Duration) {
         "{elapsed:?} >> {expected:?}"
     );
 }
+
+/// Runs `f` on a helper thread and fails the test if it has not returned within `bound`
+/// (so an operation that hangs makes the test fail, not the test run hang).
+pub fn within<R: Send + 'static>(
+    bound: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(bound) {
+        Ok(r) => r,
+        Err(_) => panic!("{what}: still blocked after {bound:?}"),
+    }
+}

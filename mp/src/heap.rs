@@ -198,13 +198,14 @@ impl Arena {
     /// fault per page at first touch: a child summing an 8 MB array it received took
     /// ~2 048 faults, more than the sum itself. The memory is shared, so the pages
     /// mapped are the sender's (a page it never touched is allocated, as the first
-    /// touch would). Only for blocks of [`POPULATE_MIN`] bytes and more.
+    /// touch would). Only for blocks of [`POPULATE_MIN`] bytes and more, and only their
+    /// first [`POPULATE_MAX`] bytes: a huge block the receiver touches a corner of must
+    /// not cost it (or the machine, for pages the sender never wrote) the whole block.
     fn populate(&self, offset: usize, len: usize) {
-        // SAFETY: sysconf only reads a system constant.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+        let page = rustix::param::page_size();
         let start = offset / page * page;
         let end = offset
-            .saturating_add(len)
+            .saturating_add(len.min(POPULATE_MAX))
             .div_ceil(page)
             .saturating_mul(page)
             .min(self.size);
@@ -224,6 +225,8 @@ impl Arena {
 /// Blocks at least this long are [`Arena::populate`]d when another process's block
 /// arrives: below, the faults a first touch takes are too few to matter.
 const POPULATE_MIN: usize = 256 << 10;
+/// At most this much of a block is [`Arena::populate`]d (the rest faults in as touched).
+const POPULATE_MAX: usize = 64 << 20;
 
 /// Bumped in the parent at every fork (pthread_atfork): blocks allocated before a fork
 /// may be used by the child, so they are never recycled.

@@ -123,7 +123,7 @@ impl Core {
         }
         self.ring.unlock();
         if moved > 0 {
-            Ring::bump(&self.ring.h().put, moved);
+            Ring::bump(&self.ring.h().put, super::ring::WAKE_ALL_GETTERS);
         }
         stuck
     }

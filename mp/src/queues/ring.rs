@@ -32,6 +32,14 @@ pub const INLINE_MAX: usize = 64 * 1024;
 /// Bytes of the data ring of each queue.
 pub(super) const RING: usize = 1 << 20;
 
+/// How many sleeping getters a put wakes: all of them. A futex wake-up is not a
+/// token the woken getter is sure to use: one that is killed (or dies) between its
+/// wake-up and taking the item would leave the item in the ring and every other getter
+/// asleep, an untimed `get` hung for good. Woken getters that find the ring empty
+/// again go back to sleep; the herd is as large as the number of getters asleep at
+/// once, and a streaming producer usually finds none (see [`Ring::bump`]).
+pub(super) const WAKE_ALL_GETTERS: u32 = u32::MAX;
+
 /// Bytes before the data ring (the [`QueueHeader`], rounded up).
 pub(super) const HEADER: usize = 512;
 
@@ -600,7 +608,7 @@ impl Ring {
         self.unlock();
         let pushed = pushed?;
         if pushed == Pushed::Done {
-            Self::bump(&self.h().put, 1);
+            Self::bump(&self.h().put, WAKE_ALL_GETTERS);
         }
         Ok(pushed)
     }
@@ -930,4 +938,71 @@ mod tests {
             .contains(ITEM_SEALS));
         assert!(rustix::fs::ftruncate(fd, 0).is_err());
     }
+
+    /// A getter woken by a put that dies before it takes the item must not leave the
+    /// other sleeping getters asleep with the item in the ring. The "dead" getter is a
+    /// thread that counts itself a sleeper, sleeps on the word first (futex wake-ups go
+    /// to the longest sleeper first) and never takes anything once woken; a real getter
+    /// sleeps behind it. Before puts woke every getter, the real one slept through its
+    /// whole timeout.
+    #[test]
+    fn a_woken_getter_that_dies_does_not_strand_the_others() {
+        let r = std::sync::Arc::new(tiny(4096));
+        fn asleep(tid: u32) -> bool {
+            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
+                .unwrap_or_default();
+            // the state is the field after the parenthesised command name
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'))
+        }
+        fn until(what: &str, mut f: impl FnMut() -> bool) {
+            let dl = Deadline::timeout(Duration::from_secs(10));
+            while !f() {
+                assert!(!dl.expired(), "timed out waiting for {what}");
+                std::thread::yield_now();
+            }
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let dead = {
+            let (r, tx) = (r.clone(), tx.clone());
+            std::thread::spawn(move || {
+                tx.send(futex::tid()).unwrap();
+                let put = &r.h().put;
+                put.sleepers.fetch_add(1, SeqCst);
+                let seen = put.seq.load(SeqCst);
+                futex::wait(&put.seq, seen, Deadline::timeout(Duration::from_secs(20)));
+                // "killed" here: never takes the item, never uncounts itself
+            })
+        };
+        let dead_tid = rx.recv().unwrap();
+        until("the dying getter to sleep", || asleep(dead_tid));
+        let (got_tx, got_rx) = std::sync::mpsc::channel();
+        let getter = {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                tx.send(futex::tid()).unwrap();
+                // the getter's own timeout is long: it must be woken by the put, not
+                // find the item when its timeout ends
+                let got = r.get_wait(Deadline::timeout(Duration::from_secs(20)));
+                let _ = got_tx.send(got.map(|(b, _)| b));
+            })
+        };
+        let getter_tid = rx.recv().unwrap();
+        until("the real getter to sleep", || {
+            r.h().put.sleepers.load(SeqCst) == 2 && asleep(getter_tid)
+        });
+        let e = item(7, 10);
+        assert_eq!(
+            r.push_once(&e, Deadline::Now).unwrap(),
+            Pushed::Done,
+            "the ring has room"
+        );
+        let got = got_rx.recv_timeout(Duration::from_secs(3));
+        assert!(
+            matches!(got, Ok(Ok(_))),
+            "the live getter slept through the put: {got:?}"
+        );
+        getter.join().unwrap();
+        dead.join().unwrap();
+    }
+
 }

@@ -76,7 +76,7 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> ViaCodec<T> for Probe<T>
         crate::codec::encode_with_fds(value).map(|(b, _)| b)
     }
     fn decode_seq(&self, bytes: &[u8], fds: Vec<std::os::fd::OwnedFd>) -> crate::Result<Vec<T>> {
-        crate::codec::decode_with_fds(bytes, fds)
+        crate::pool::worker::decode_items(bytes, fds)
     }
     fn encode_items(&self, out: &ChunkResults<T>) -> crate::Result<Vec<u8>> {
         crate::pool::worker::encode_items(out)

@@ -304,11 +304,29 @@ pub(crate) fn ensure_panic_hook() {
 /// reports a task's exception only through its result. `Err((message, backtrace))` if
 /// `f` panicked.
 pub(crate) fn catch_quietly<R>(f: impl FnOnce() -> R) -> std::result::Result<R, (String, String)> {
+    quietly(|| catch_recorded(f))
+}
+
+/// Runs `f` with this thread's panics recorded, not printed (what [`catch_quietly`]
+/// sets up), for a loop of [`catch_recorded`] calls: a pool chunk sets this up once,
+/// not once per item.
+pub(crate) fn quietly<R>(f: impl FnOnce() -> R) -> R {
     ensure_panic_hook();
     let was = QUIET.with(|q| q.replace(true));
-    let r = panic::catch_unwind(panic::AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(was));
-    r.map_err(|p| {
+    // restored even if `f` unwinds
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            QUIET.with(|q| q.set(self.0));
+        }
+    }
+    let _restore = Restore(was);
+    f()
+}
+
+/// Inside [`quietly`]: runs `f`, `Err((message, backtrace))` if it panicked.
+pub(crate) fn catch_recorded<R>(f: impl FnOnce() -> R) -> std::result::Result<R, (String, String)> {
+    panic::catch_unwind(panic::AssertUnwindSafe(f)).map_err(|p| {
         (
             panic_message(&*p),
             LAST_BACKTRACE.with(|b| std::mem::take(&mut *b.borrow_mut())),

@@ -34,6 +34,7 @@
 //! `imap*` pull their input lazily from a feeder thread, a bounded number of items ahead
 //! of the consumer.
 
+mod plain;
 mod result;
 mod supervisor;
 mod thread;
@@ -88,7 +89,10 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
     bytes: &[u8],
     count: usize,
 ) -> Result<worker::ChunkResults<R>> {
-    let (values, errors): worker::ChunkResults<R> = crate::codec::decode(bytes)?;
+    let (values, errors): worker::ChunkResults<R> = match plain::split_tag(bytes)? {
+        (plain::PLAIN, bytes) => (plain::decode(bytes, Some(count))?, Vec::new()),
+        (_, bytes) => crate::codec::decode(bytes)?,
+    };
     // failed items by strictly increasing index within the chunk
     let in_range = errors.iter().all(|(i, _)| (*i as usize) < count)
         && errors.windows(2).all(|w| w[0].0 < w[1].0);

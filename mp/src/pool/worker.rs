@@ -110,14 +110,16 @@ impl ItemError {
 pub fn run_items<A, R>(items: Vec<A>, f: impl Fn(A) -> R) -> ChunkResults<R> {
     let mut values = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
-    for (i, a) in items.into_iter().enumerate() {
-        match crate::spawn::catch_quietly(|| f(a)) {
-            Ok(v) => values.push(v),
-            Err((message, backtrace)) => {
-                errors.push((i as u32, ItemError::Panicked { message, backtrace }))
+    crate::spawn::quietly(|| {
+        for (i, a) in items.into_iter().enumerate() {
+            match crate::spawn::catch_recorded(|| f(a)) {
+                Ok(v) => values.push(v),
+                Err((message, backtrace)) => {
+                    errors.push((i as u32, ItemError::Panicked { message, backtrace }))
+                }
             }
         }
-    }
+    });
     (values, errors)
 }
 
@@ -131,7 +133,12 @@ pub type ChunkResults<R> = (Vec<R>, Vec<(u32, ItemError)>);
 /// (CPython's `MaybeEncodingError` fails only that item).
 pub(crate) fn encode_items<R: Serialize>(out: &ChunkResults<R>) -> Result<Vec<u8>> {
     let (values, errors) = out;
-    let mut buf = Vec::with_capacity(capacity_for::<R>(values.len()));
+    let mut buf = Vec::new();
+    if errors.is_empty() && super::plain::encode_into(values, &mut buf) {
+        return Ok(buf);
+    }
+    buf.reserve(capacity_for::<R>(values.len()));
+    buf.push(super::plain::CODEC);
     if crate::codec::encode_into(out, &mut buf).is_ok() {
         return Ok(buf);
     }
@@ -163,6 +170,7 @@ pub(crate) fn encode_items<R: Serialize>(out: &ChunkResults<R>) -> Result<Vec<u8
     all_errors.extend(unencodable.iter().map(|(i, e)| (*i, e)));
     all_errors.sort_by_key(|(i, _)| *i);
     buf.clear();
+    buf.push(super::plain::CODEC);
     crate::codec::encode_into(&(kept, all_errors), &mut buf)?;
     Ok(buf)
 }
@@ -262,18 +270,36 @@ fn keep_heap() {
     }
 }
 
+/// Decodes a chunk's argument tuples (what `#[mp::task]`'s chunk trampoline calls):
+/// plain numbers as their bytes, anything else with the codec (see [`super::plain`]).
+pub(crate) fn decode_items<A: serde::de::DeserializeOwned>(
+    data: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<Vec<A>> {
+    match super::plain::split_tag(data)? {
+        (super::plain::PLAIN, bytes) => super::plain::decode(bytes, None),
+        (_, bytes) => crate::codec::decode_with_fds(bytes, fds),
+    }
+}
+
 /// Encodes a chunk's argument tuples as one sequence, with the descriptors their
-/// handles carry.
+/// handles carry: after a tag byte, their bytes if they are plain numbers, else their
+/// codec encoding (see [`super::plain`]).
 pub(crate) fn fill_chunk<A: Serialize>(
     c: &mut super::supervisor::Chunk,
     items: &[A],
 ) -> Result<()> {
-    // sized up front: growing the buffer by doubling cost more than the encoding
-    let guard = crate::reduction::EncodeFds::begin();
-    let mut data = Vec::with_capacity(capacity_for::<A>(items.len()));
-    let encoded = crate::codec::encode_into(items, &mut data);
-    let fds = guard.finish();
-    encoded?;
+    let mut data = Vec::new();
+    let mut fds = Vec::new();
+    if !super::plain::encode_into(items, &mut data) {
+        // sized up front: growing the buffer by doubling cost more than the encoding
+        let guard = crate::reduction::EncodeFds::begin();
+        data.reserve(capacity_for::<A>(items.len()));
+        data.push(super::plain::CODEC);
+        let encoded = crate::codec::encode_into(items, &mut data);
+        fds = guard.finish();
+        encoded?;
+    }
     if u32::try_from(data.len()).is_err() || u32::try_from(items.len()).is_err() {
         return Err(Error::invalid(
             "a pool chunk may not exceed 4 GiB: use a smaller chunksize",

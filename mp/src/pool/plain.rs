@@ -69,7 +69,7 @@ pub(crate) fn decode<T>(bytes: &[u8], count: Option<usize>) -> Result<Vec<T>> {
     }
     let size = size_of::<T>();
     let n = bytes.len() / size;
-    if bytes.len() % size != 0 || count.is_some_and(|c| c != n) {
+    if !bytes.len().is_multiple_of(size) || count.is_some_and(|c| c != n) {
         return Err(Error::Codec(
             format!(
                 "a chunk of {} bytes is not {} items of {}",
@@ -108,7 +108,11 @@ mod tests {
 
     fn round_trip<T: Copy + PartialEq + std::fmt::Debug>(items: &[T]) {
         let mut out = Vec::new();
-        assert!(encode_into(items, &mut out), "{}", std::any::type_name::<T>());
+        assert!(
+            encode_into(items, &mut out),
+            "{}",
+            std::any::type_name::<T>()
+        );
         let (tag, rest) = split_tag(&out).unwrap();
         assert_eq!(tag, PLAIN);
         assert_eq!(decode::<T>(rest, Some(items.len())).unwrap(), items);

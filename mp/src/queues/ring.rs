@@ -949,10 +949,11 @@ mod tests {
     fn a_woken_getter_that_dies_does_not_strand_the_others() {
         let r = std::sync::Arc::new(tiny(4096));
         fn asleep(tid: u32) -> bool {
-            let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat"))
-                .unwrap_or_default();
+            let stat =
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
             // the state is the field after the parenthesised command name
-            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('S'))
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('S'))
         }
         fn until(what: &str, mut f: impl FnMut() -> bool) {
             let dl = Deadline::timeout(Duration::from_secs(10));
@@ -1004,5 +1005,4 @@ mod tests {
         getter.join().unwrap();
         dead.join().unwrap();
     }
-
 }

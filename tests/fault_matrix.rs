@@ -439,6 +439,50 @@ fn a_killed_resource_tracker_is_replaced_and_nothing_leaks() {
     });
 }
 
+/// Creates a segment, kills the tracker it was registered with, and ends without a
+/// word to the tracker since (no unlink, no second segment).
+#[mp::task]
+fn leak_then_lose_the_tracker(out: mp::Queue<String>) {
+    let a = mp::SharedMemory::create(None, 4096).unwrap();
+    let first = children_with_marker("MP_RESOURCE_TRACKER_FD");
+    assert_eq!(first.len(), 1, "{first:?}");
+    sigkill(first[0]);
+    assert!(ended_within(first[0], LONG));
+    out.put(a.name().to_string()).unwrap();
+    out.close().unwrap();
+    out.join_thread().unwrap();
+    std::process::exit(0); // leak it: no unlink
+}
+
+#[mp::task]
+fn leak_then_lose_in_a_child(out: mp::Queue<String>) {
+    let p = mp::Process::new(leak_then_lose_the_tracker, (out,));
+    p.start().unwrap();
+    join_ok(&p);
+}
+
+#[test]
+fn a_segment_whose_tracker_was_killed_is_still_cleaned_up_at_exit() {
+    // the names are sent again at exit (a probe finds the tracker dead and starts
+    // another), not only when the process happens to register something else later
+    for_each_method(|ctx| {
+        let out = ctx.queue().unwrap();
+        let p = ctx.process(leak_then_lose_in_a_child, (out.clone(),));
+        p.set_authkey(b"fault-matrix-tracker-2".to_vec());
+        p.start().unwrap();
+        let a: String = out.get_timeout(LONG).unwrap();
+        join_ok(&p);
+        let deadline = std::time::Instant::now() + LONG;
+        while shm_exists(&a) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            !shm_exists(&a),
+            "{a}, registered before the kill, left behind"
+        );
+    });
+}
+
 // ------------------------------------------------------------------- the parent
 
 #[mp::task]
@@ -452,21 +496,29 @@ fn pid_of(_x: u32) -> u32 {
 }
 
 /// An intermediate parent: starts a daemonic child, a `die_with_parent` one, a plain
-/// one, a pool and a manager, reports their pids, then waits to be killed.
+/// one, a pool and a manager, all with start method `method`, reports their pids, then
+/// waits to be killed.
 #[mp::task]
-fn intermediate(out: mp::Queue<Vec<u32>>, plain_out: mp::Queue<u32>) {
-    let daemonic = mp::Process::new(sleep_long, ()).with_daemon(true);
+fn intermediate(
+    method: mp::context::StartMethod,
+    out: mp::Queue<Vec<u32>>,
+    plain_out: mp::Queue<u32>,
+) {
+    let ctx = mp::get_context(Some(method)).unwrap();
+    let daemonic = ctx.process(sleep_long, ()).with_daemon(true);
     daemonic.start().unwrap();
-    let bound = mp::Process::new(sleep_long, ()).with_die_with_parent(true);
+    let bound = ctx.process(sleep_long, ()).with_die_with_parent(true);
     assert!(bound.die_with_parent() && !bound.daemon());
     bound.start().unwrap();
-    let plain = mp::Process::new(sleep_long, ());
+    let plain = ctx.process(sleep_long, ());
     plain.start().unwrap();
-    let pool = mp::Pool::new(Some(2)).unwrap();
+    let pool = ctx.pool(Some(2)).unwrap();
     let mut workers: Vec<u32> = pool.map_chunked(pid_of, 0..8, 1).unwrap();
     workers.sort_unstable();
     workers.dedup();
-    let m = mp::Manager::new().unwrap();
+    // a manager server started by fork holds a copy of its owner's end of their
+    // connection (and a sibling forked later holds one too): it must still end
+    let m = ctx.manager().unwrap();
     let mut pids = vec![daemonic.pid().unwrap(), bound.pid().unwrap()];
     pids.extend(workers);
     pids.push(server_pid(&m.address()));
@@ -480,7 +532,10 @@ fn the_children_of_a_killed_parent_do_not_linger() {
     for_each_method(|ctx| {
         let out = ctx.queue::<Vec<u32>>().unwrap();
         let plain_out = ctx.queue::<u32>().unwrap();
-        let p = ctx.process(intermediate, (out.clone(), plain_out.clone()));
+        let p = ctx.process(
+            intermediate,
+            (ctx.get_start_method(), out.clone(), plain_out.clone()),
+        );
         p.start().unwrap();
         let pids = out.get_timeout(LONG).unwrap();
         let plain = plain_out.get_timeout(LONG).unwrap();

@@ -159,6 +159,20 @@ fn my_pid() -> u32 {
     std::process::id()
 }
 
+/// This process's [`start_time`], read from `/proc` once per process (every `start()`
+/// records it in the child's [`Meta::parent_start`]).
+fn own_start_time() -> u64 {
+    static PID: AtomicU32 = AtomicU32::new(0);
+    static START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let pid = my_pid();
+    if PID.load(Ordering::Acquire) != pid {
+        // two threads racing here store the same values
+        START.store(start_time(pid).unwrap_or(0), Ordering::Relaxed);
+        PID.store(pid, Ordering::Release);
+    }
+    START.load(Ordering::Relaxed)
+}
+
 impl Process {
     fn with_target(target: Target) -> Self {
         let (identity, authkey, daemon) = with_current(|m| {
@@ -333,7 +347,7 @@ impl Process {
             log_level: crate::util::current_log_level(),
             tracker: crate::resource_tracker::is_connected(),
             die_with_parent: self.die_with_parent(),
-            parent_start: start_time(my_pid()).unwrap_or(0),
+            parent_start: own_start_time(),
         };
         let want_result = self.inner.want_result.load(Ordering::Relaxed);
         let popen = match (method, target) {
@@ -765,34 +779,87 @@ pub(crate) fn watch_parent(meta: &Meta) {
     if !meta.die_with_parent {
         return;
     }
-    let Some((ppid, _)) = meta.parent else {
-        return;
+    let (fd, ppid) = match parent_pidfd(meta) {
+        ParentFd::Gone => die_now(),
+        ParentFd::Unwatchable => return,
+        ParentFd::Open(fd, ppid) => (fd, ppid),
     };
-    let fd = match popen_fork::pidfd(ppid) {
-        // the pid is the parent's only if the process holding it started when it did
-        Ok(fd) if meta.parent_start == 0 || start_time(ppid) == Some(meta.parent_start) => fd,
-        Ok(_) => die_now(),
-        Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ESRCH) => die_now(),
-        Err(e) => {
-            log::warn!("cannot watch the parent process {ppid}: {e}");
-            return;
-        }
-    };
-    let watcher = std::thread::Builder::new()
-        .name("mp-parent-watch".into())
-        .spawn(move || loop {
-            match wait_readable(fd.as_fd(), None) {
-                Ok(true) => die_now(),
-                Ok(false) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::warn!("cannot watch the parent process {ppid}: {e}");
-                    return;
+    let watcher = without_signals(|| {
+        std::thread::Builder::new()
+            .name("mp-parent-watch".into())
+            // it only polls: a small stack keeps a daemonic child's start cheap
+            .stack_size(64 << 10)
+            .spawn(move || loop {
+                match wait_readable(fd.as_fd(), None) {
+                    Ok(true) => die_now(),
+                    Ok(false) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        log::warn!("cannot watch the parent process {ppid}: {e}");
+                        return;
+                    }
                 }
-            }
-        });
+            })
+    });
     if let Err(e) = watcher {
         log::warn!("cannot watch the parent process {ppid}: {e}");
+    }
+}
+
+/// Runs `f` (which starts a thread) with every signal blocked on this thread, so the
+/// thread it starts inherits a full mask: a helper thread must never be the one a
+/// process-directed signal is delivered to (a task that blocks `SIGTERM` and waits for
+/// it with `sigwait` would otherwise be killed by the default action on the helper).
+pub(crate) fn without_signals<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: sigset_t is plain data that sigfillset initialises; pthread_sigmask only
+    // changes this thread's mask, restored below.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let r = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
+    }
+}
+
+/// What [`parent_pidfd`] found.
+pub(crate) enum ParentFd {
+    /// The parent has already ended (or its pid now names another process).
+    Gone,
+    /// It cannot be watched (no parent recorded, or `pidfd_open` failed: logged).
+    Unwatchable,
+    /// A pidfd of the parent (readable once it ends) and its pid.
+    Open(OwnedFd, u32),
+}
+
+/// A pidfd of the parent `meta` names, checked to be that process (its start time
+/// matches the one recorded at `start()`, so a reused pid is not mistaken for it).
+pub(crate) fn parent_pidfd(meta: &Meta) -> ParentFd {
+    let Some((ppid, _)) = meta.parent else {
+        return ParentFd::Unwatchable;
+    };
+    // SAFETY: getppid has no preconditions.
+    let is_our_parent = || unsafe { libc::getppid() } as u32 == ppid;
+    match popen_fork::pidfd(ppid) {
+        // the pid is the parent's only if the process holding it started when it did;
+        // or, cheaper, if it is still our parent after the pidfd was opened (had it
+        // died, we would have been handed to an older ancestor): true under fork and
+        // spawn, never under the fork server (whose children are its own)
+        Ok(fd)
+            if is_our_parent()
+                || meta.parent_start == 0
+                || start_time(ppid) == Some(meta.parent_start) =>
+        {
+            ParentFd::Open(fd, ppid)
+        }
+        Ok(_) => ParentFd::Gone,
+        Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ESRCH) => ParentFd::Gone,
+        Err(e) => {
+            log::warn!("cannot watch the parent process {ppid}: {e}");
+            ParentFd::Unwatchable
+        }
     }
 }
 

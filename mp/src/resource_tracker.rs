@@ -204,9 +204,33 @@ fn send(cmd: &str, name: &str, rtype: &str) -> Result<()> {
 /// (the resource works without a tracker).
 pub fn register(name: &str, rtype: &str) {
     crate::util::lock(REGISTERED.get()).insert((rtype.to_string(), name.to_string()));
+    probe_at_exit();
     if let Err(e) = send("REGISTER", name, rtype) {
         log::warn!("resource_tracker: cannot register {name:?}: {e}");
     }
+}
+
+/// Whether this process installed [`probe_at_exit`]'s hook (per process: a forked
+/// child starts with no exit hooks).
+static PROBE_HOOK: std::sync::LazyLock<
+    crate::popen_fork::ForkLocal<std::sync::atomic::AtomicBool>,
+> = std::sync::LazyLock::new(crate::popen_fork::ForkLocal::new);
+
+/// At exit, a process that still has names registered makes sure a live tracker knows
+/// them: if the tracker it registered them with was killed, the probe fails, a new
+/// tracker starts and learns them all (see [`send`]), and it unlinks them when the
+/// program ends. Without it, a process whose last word to the tracker came before the
+/// tracker died left its names to nobody.
+fn probe_at_exit() {
+    if PROBE_HOOK.get().swap(true, Ordering::AcqRel) {
+        return;
+    }
+    crate::util::register_exit_hook(0, || {
+        let any = !crate::util::lock(REGISTERED.get()).is_empty();
+        if any && CONN.load(Ordering::Acquire) >= 0 {
+            let _ = send("PROBE", "0", "noop");
+        }
+    });
 }
 
 /// `resource_tracker.unregister(name, rtype)`.

@@ -216,6 +216,10 @@ pub struct Listener {
     /// Removed on close: the socket path we bound, and the private directory of an
     /// address we chose.
     cleanup: Mutex<Option<(Option<PathBuf>, Option<tempfile::TempDir>)>>,
+    /// The process that bound it: only it removes the socket and directory on close (a
+    /// forked child that closes its copy only closes its descriptor, as CPython's
+    /// `Finalize` ignores calls from another pid).
+    owner: u32,
 }
 
 impl fmt::Debug for Listener {
@@ -248,7 +252,6 @@ impl Listener {
                 let name: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
                 let path = dir.path().join(format!("listener-{name}"));
                 let l = UnixListener::bind(&path)?;
-                remove_at_exit(dir.path(), true);
                 (
                     Sock::Unix(l),
                     Address::Unix(path.clone()),
@@ -293,7 +296,13 @@ impl Listener {
                 epoll::EventFlags::IN,
             )?;
         }
+        // registered once nothing can fail any more (a failed bind's directory is
+        // removed by the TempDir's drop)
+        if let (_, Some(dir)) = &cleanup {
+            remove_at_exit(dir.path(), true);
+        }
         Ok(Listener {
+            owner: std::process::id(),
             sock: Mutex::new(Some(Arc::new(sock))),
             address,
             authkey: authkey.map(<[u8]>::to_vec),
@@ -418,6 +427,15 @@ impl Listener {
     /// of an address chosen by `bind(None, ..)`). A thread blocked in `accept` wakes up
     /// with an error. Closing twice is fine.
     pub fn close(&self) -> Result<()> {
+        if self.owner != std::process::id() {
+            // a forked child's copy: the socket (and its file) are the parent's; only
+            // our descriptor closes (a shutdown would stop the parent's listening too)
+            drop(lock(&self.sock).take());
+            if let Some((_, dir)) = lock(&self.cleanup).take() {
+                std::mem::forget(dir);
+            }
+            return Ok(());
+        }
         if let Some(sock) = lock(&self.sock).take() {
             // wakes a thread blocked in accept(); the descriptor closes when it lets go
             let _ = rustix::net::shutdown(sock.as_fd(), rustix::net::Shutdown::Both);
@@ -463,20 +481,27 @@ impl Drop for Listener {
 /// (leaked, in a static, `std::process::exit`) leaves no socket behind, as CPython's
 /// `Finalize(self, os.unlink, exitpriority=0)` of a Unix listener. Per process: a
 /// forked child leaves its parent's alone.
-type OpenDirs = crate::popen_fork::ForkLocal<Mutex<Vec<PathBuf>>>;
+/// The hook's flag is per process too: a forked child starts with no exit hooks, so
+/// its first listener installs its own.
+#[derive(Default)]
+struct OpenHere {
+    hook: std::sync::atomic::AtomicBool,
+    dirs: Mutex<Vec<PathBuf>>,
+}
+type OpenDirs = crate::popen_fork::ForkLocal<OpenHere>;
 static OPEN_DIRS: std::sync::LazyLock<OpenDirs> = std::sync::LazyLock::new(OpenDirs::new);
 
 /// Adds (`open`) or removes `dir` from [`OPEN_DIRS`].
 fn remove_at_exit(dir: &std::path::Path, open: bool) {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
+    let here = OPEN_DIRS.get();
+    if !here.hook.swap(true, Ordering::AcqRel) {
         crate::util::register_exit_hook(0, || {
-            for dir in std::mem::take(&mut *lock(OPEN_DIRS.get())) {
+            for dir in std::mem::take(&mut *lock(&OPEN_DIRS.get().dirs)) {
                 let _ = std::fs::remove_dir_all(dir);
             }
         });
-    });
-    let mut dirs = lock(OPEN_DIRS.get());
+    }
+    let mut dirs = lock(&here.dirs);
     dirs.retain(|d| d != dir);
     if open {
         dirs.push(dir.to_path_buf());

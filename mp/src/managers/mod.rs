@@ -142,6 +142,10 @@ enum Run {
         /// The private directory of an address the server picked itself, removed at
         /// shutdown even when the server could not (killed).
         own_dir: Option<std::path::PathBuf>,
+        /// The process that started the server: only it shuts the server down (a
+        /// forked child's copy of the handle leaves it alone, as CPython's `Finalize`
+        /// ignores calls from another pid).
+        owner: u32,
     },
     Connected,
     Stopped,
@@ -164,11 +168,20 @@ impl Core {
             process,
             notify,
             own_dir,
+            owner,
         } = prev
         {
+            if owner != std::process::id() {
+                // a forked child's copy: the server is its parent's
+                drop((process, notify));
+                return Ok(());
+            }
             let addr = lock(&self.address).as_ref().map(ToString::to_string);
             if let Some(addr) = &addr {
-                let _ = request(addr, &self.authkey, &Request::Shutdown);
+                // a server that already died cannot answer (and is not asked)
+                if process.is_alive() {
+                    let _ = request(addr, &self.authkey, &Request::Shutdown);
+                }
                 proxy::drop_thread_conn(addr);
             }
             drop(notify);
@@ -190,20 +203,27 @@ impl Core {
 /// before the daemonic children are terminated, so each server removes its socket
 /// (CPython's `Finalize(self, _finalize_manager, exitpriority=0)`). Per process: a
 /// forked child does not shut its parent's managers down.
-type Started = crate::popen_fork::ForkLocal<Mutex<Vec<std::sync::Weak<Core>>>>;
+/// The exit hook's flag is per process too: a forked child starts without the hook
+/// (its exit hooks are emptied at the fork), so its first manager installs one.
+#[derive(Default)]
+struct StartedHere {
+    hook: std::sync::atomic::AtomicBool,
+    list: Mutex<Vec<std::sync::Weak<Core>>>,
+}
+type Started = crate::popen_fork::ForkLocal<StartedHere>;
 static STARTED: std::sync::LazyLock<Started> = std::sync::LazyLock::new(Started::new);
 
 fn shut_down_at_exit(core: &Arc<Core>) {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
+    let here = STARTED.get();
+    if !here.hook.swap(true, Ordering::AcqRel) {
         crate::util::register_exit_hook(1, || {
-            let live: Vec<_> = std::mem::take(&mut *lock(STARTED.get()));
+            let live: Vec<_> = std::mem::take(&mut *lock(&STARTED.get().list));
             for core in live.iter().filter_map(std::sync::Weak::upgrade) {
                 let _ = core.shutdown();
             }
         });
-    });
-    let mut started = lock(STARTED.get());
+    }
+    let mut started = lock(&here.list);
     started.retain(|w| w.strong_count() > 0);
     started.push(Arc::downgrade(core));
 }
@@ -548,6 +568,7 @@ impl<M: ManagerType> BaseManager<M> {
             process,
             notify: ours,
             own_dir,
+            owner: std::process::id(),
         };
         shut_down_at_exit(core);
         Ok(())

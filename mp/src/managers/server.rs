@@ -488,7 +488,9 @@ impl State {
                 if self.exit_on_shutdown.load(Ordering::Acquire) {
                     self.listener.remove_files();
                     crate::util::run_exit_handlers();
-                    std::process::exit(0);
+                    // not process::exit: a forked server must not run the C atexit
+                    // handlers and destructors it inherited from its owner
+                    crate::popen_fork::exit_now(0);
                 }
             }
             if sent.is_err() {
@@ -674,13 +676,25 @@ pub(crate) fn manager_server(spec: ServeSpec) {
     }
     server.state.exit_on_shutdown.store(true, Ordering::Release);
     let watcher = server.clone();
-    let _ = std::thread::Builder::new()
-        .name("mp-manager-parent".into())
-        .spawn(move || {
-            // EOF (or anything) on the notify connection: the owner is gone
-            let _ = notify.recv_bytes();
-            watcher.shutdown();
-        });
+    // the owner is gone when the notify connection ends (EOF, or anything arriving) or
+    // when its pidfd says it ended: under fork this process holds a copy of the
+    // owner's end of the connection too (and so may any sibling forked later), so the
+    // EOF alone never comes when the owner is killed
+    let parent = match crate::process::parent_pidfd(&crate::process::current_meta()) {
+        crate::process::ParentFd::Gone => return,
+        crate::process::ParentFd::Unwatchable => None,
+        crate::process::ParentFd::Open(fd, _) => Some(fd),
+    };
+    let _ = crate::process::without_signals(|| {
+        std::thread::Builder::new()
+            .name("mp-manager-parent".into())
+            .spawn(move || {
+                let mut fds = vec![notify.fileno().unwrap_or(-1)];
+                fds.extend(parent.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
+                let _ = crate::reduction::poll_fds(&fds, None);
+                watcher.shutdown();
+            })
+    });
     let _ = server.serve_forever();
     // connection threads may still hold the state: remove the socket now
     server.state.listener.remove_files();

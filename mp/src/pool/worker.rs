@@ -262,8 +262,8 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
 /// `brk`/`madvise`). The worker's peak RSS is unchanged: only what a chunk used stays.
 fn keep_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator tunables; it is called before this worker
-    // starts any thread of its own.
+    // SAFETY: mallopt only sets allocator tunables, under glibc's own arena lock (the
+    // worker's parent-watch thread may already run: it does not allocate).
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);

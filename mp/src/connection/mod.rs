@@ -52,7 +52,12 @@
 //! that polls [`fileno`](Connection::fileno) itself must drain with `conn.poll(Some(
 //! Duration::ZERO))` after each wake-up, as the pool does. A `Connection` with received
 //! bytes not yet taken cannot be sent to another process (an error, rather than losing
-//! them), and a child forked while bytes wait here inherits a copy of them.
+//! them). A child forked while bytes wait here starts with an empty read buffer: they
+//! were read by the parent and only the parent delivers them (as in CPython, where
+//! whoever reads a message from the socket gets it, and nobody else). A child must
+//! still not read a connection its parent goes on reading: the parent's buffer may hold
+//! the start of a message whose rest is in the socket (CPython's two processes reading
+//! one pipe corrupt each other's messages too).
 //!
 //! A peer that closes between messages is a clean [`Error::Eof`] (and stays one); a
 //! peer that closes in the middle of a message, its header or its body, whatever its
@@ -66,9 +71,10 @@
 //! VM) with a few microseconds of spinning, at the price of burning CPU while waiting.
 //!
 //! Fork: a clone inherited by `Process::from_closure` under the fork start method shares
-//! the locks' state at the time of the fork; don't fork while another thread is inside
-//! `send`/`recv` on a connection the child will use (arguments passed to `Process::new`
-//! are re-created in the child and are not affected).
+//! the send lock's state at the time of the fork; don't fork while another thread is
+//! inside `send` on a connection the child will use (the receiving side, its lock and
+//! read buffer, is fresh in the child; arguments passed to `Process::new` are
+//! re-created in the child and are not affected).
 //!
 //! Layering note: `wait` polls through `reduction::poll_fds` (the system layer's one
 //! `poll(2)` loop, shared with process sentinels), and `Listener` applies the caller's
@@ -87,6 +93,7 @@ pub use wait::{wait, Sentinel, Waitable};
 mod recvbuf;
 
 use crate::error::{Error, Result};
+use crate::popen_fork::ForkLocal;
 use crate::reduction::{self, FdKind};
 use recvbuf::{Body, Dest, RecvBuf};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
@@ -111,8 +118,8 @@ struct Inner {
     readable: bool,
     writable: bool,
     send_lock: Mutex<()>,
-    /// The receiving side.
-    recv: Recv,
+    /// The receiving side: this process's own (see [`Recv`]).
+    recv: ForkLocal<Recv>,
     /// The low-latency spin bound in ns (0 = off).
     spin_ns: AtomicU64,
     /// Set when a read left the stream mid-message (`recv_bytes_max` refused a message,
@@ -120,7 +127,10 @@ struct Inner {
     broken: AtomicBool,
 }
 
-/// The receiving side of a connection.
+/// The receiving side of a connection in one process. A forked child gets a fresh one
+/// (a [`ForkLocal`]): the bytes in the parent's read buffer were read by the parent and
+/// are its to deliver (without read-ahead, as in CPython, only one process could ever
+/// get each message), and a parent thread may have held the lock at the fork.
 #[derive(Default)]
 struct Recv {
     /// The read buffer; held for the whole of a receive.
@@ -195,7 +205,7 @@ impl Connection {
                 readable,
                 writable,
                 send_lock: Mutex::new(()),
-                recv: Recv::default(),
+                recv: ForkLocal::new(),
                 spin_ns: AtomicU64::new(0),
                 broken: AtomicBool::new(false),
             }),
@@ -311,7 +321,7 @@ impl Connection {
         f: impl FnOnce(Received<'_>, Vec<OwnedFd>) -> R,
     ) -> Result<R> {
         let fd = self.check_readable()?;
-        let st = &self.inner.recv;
+        let st = self.inner.recv.get();
         let mut rb = lock(&st.lock);
         let spin = self.inner.spin_ns.load(Ordering::Relaxed);
         let got = rb.next(fd.as_fd(), self.inner.kind, max, spin, exact, dest);
@@ -409,7 +419,7 @@ impl Connection {
     /// Whether a whole message waits in the read buffer (a receive returns it without
     /// reading the descriptor).
     pub(crate) fn buffered_message(&self) -> bool {
-        self.inner.recv.has_frame.load(Ordering::Acquire)
+        self.inner.recv.get().has_frame.load(Ordering::Acquire)
     }
 
     /// `poll(timeout)`: whether a message (or the end of file) is ready to read.
@@ -528,7 +538,7 @@ impl Serialize for Connection {
         let fd = self
             .fd()
             .map_err(|_| serde::ser::Error::custom("cannot send a closed Connection"))?;
-        if self.inner.recv.has_bytes.load(Ordering::Acquire) {
+        if self.inner.recv.get().has_bytes.load(Ordering::Acquire) {
             return Err(serde::ser::Error::custom(
                 "cannot send a Connection holding received data not yet read",
             ));
@@ -665,7 +675,7 @@ mod tests {
         b.send_bytes(b"second").unwrap();
         b.send_bytes(&[9; 300]).unwrap(); // past the long form's 12 header bytes
         assert_eq!(a.recv_bytes_exact(16).unwrap(), b"first");
-        assert!(!a.inner.recv.has_bytes.load(Ordering::Acquire));
+        assert!(!a.inner.recv.get().has_bytes.load(Ordering::Acquire));
         drop(a);
         let mut frame = [0u8; 10];
         (&s1).read_exact(&mut frame).unwrap();
@@ -675,7 +685,7 @@ mod tests {
         let c = Connection::from_unix_stream(s1);
         b.send_bytes(b"x").unwrap();
         assert_eq!(c.recv_bytes().unwrap(), vec![9; 300]);
-        assert!(c.inner.recv.has_frame.load(Ordering::Acquire));
+        assert!(c.inner.recv.get().has_frame.load(Ordering::Acquire));
         assert_eq!(c.recv_bytes().unwrap(), b"x");
     }
 

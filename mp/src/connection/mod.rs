@@ -335,6 +335,14 @@ impl Connection {
         })
     }
 
+    /// Receives one message (of at most `max` bytes: longer is
+    /// [`Error::MessageTooLarge`]) and hands its body to `f` (a small one borrowed from
+    /// the read buffer, decoded in place); its descriptors, if any, are closed. For
+    /// the managers' channel.
+    pub(crate) fn recv_frame_with<R>(&self, max: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.recv_with(max, |body, _| f(&body))
+    }
+
     /// `recv_bytes()`: receives one message as bytes. [`Error::Eof`] once the peer
     /// closed and nothing is left (a peer that closed in the middle of a message: an
     /// `UnexpectedEof` [`Error::Io`], as for [`recv`](Self::recv)).

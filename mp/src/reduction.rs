@@ -505,9 +505,10 @@ pub fn read_frame_header(
 /// read), so a lying header cannot make a reader allocate much more than was sent.
 pub(crate) const CHUNK: usize = 16 << 20;
 
-/// The error for a peer that closed in the middle of a frame (CPython's `OSError("got
-/// end of file during message")`): an `UnexpectedEof` I/O error, never the clean
-/// [`Error::Eof`] of a peer that closed between frames.
+/// The error for a peer that closed in the middle of a frame, `got` of the `of` bytes of
+/// its header or body received (CPython's `OSError("got end of file during
+/// message")`): an `UnexpectedEof` I/O error, never the clean [`Error::Eof`] of a peer
+/// that closed between frames.
 pub(crate) fn truncated(got: usize, of: usize) -> io::Error {
     io::Error::new(
         io::ErrorKind::UnexpectedEof,
@@ -547,11 +548,15 @@ pub(crate) fn read_body_into_vec(
     Ok(())
 }
 
-/// [`read_body_into_vec`] into a buffer that already has the room: fills `out` with
-/// the rest of a body, by `read(2)` (as [`FdKind::Stream`]: on a socket too). A peer
-/// closing before the end is a [`truncated`] error.
-pub(crate) fn read_body_into_slice(fd: BorrowedFd<'_>, out: &mut [u8]) -> io::Result<()> {
-    let mut done = 0;
+/// [`read_body_into_vec`] into a buffer that already has the room: `out` is the whole
+/// body, its first `done` bytes already there; fills the rest by `read(2)` (as
+/// [`FdKind::Stream`]: on a socket too). A peer closing before the end is a
+/// [`truncated`] error.
+pub(crate) fn read_body_into_slice(
+    fd: BorrowedFd<'_>,
+    out: &mut [u8],
+    mut done: usize,
+) -> io::Result<()> {
     while done < out.len() {
         let n = read_some(fd, FdKind::Stream, &mut out[done..], &mut Vec::new(), false)?;
         if n == 0 {

@@ -238,7 +238,7 @@ impl RecvBuf {
                 let have = self.end - self.start;
                 let limit = if exact { total - have } else { usize::MAX };
                 if self.fill_wait(fd, kind, spin, limit)? == 0 {
-                    return Err(truncated(have, total).into());
+                    return Err(truncated(have - h, len).into());
                 }
             }
             let fds = self.take_fds(from, from + total as u64);
@@ -263,20 +263,12 @@ impl RecvBuf {
         // into its destination, never reading past the frame's end
         let here = self.start + h..self.end;
         let fds = self.take_fds(from, from.saturating_add(total as u64));
-        let got = here.len();
-        let cut = |e: io::Error| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                // the count of the whole frame, not just of the body's last reads
-                Error::from(truncated(h + got, total))
-            } else {
-                e.into()
-            }
-        };
         let body = match dest {
             Dest::Slice(out) if out.len() >= len => {
+                let got = here.len();
                 out[..got].copy_from_slice(&self.buf[here]);
                 self.consume();
-                reduction::read_body_into_slice(fd, &mut out[got..len]).map_err(cut)?;
+                reduction::read_body_into_slice(fd, &mut out[..len], got)?;
                 Body::Into(len)
             }
             Dest::Vec(out) => {
@@ -284,14 +276,14 @@ impl RecvBuf {
                 out.reserve_exact(len.min(reduction::CHUNK));
                 out.extend_from_slice(&self.buf[here]);
                 self.consume();
-                reduction::read_body_into_vec(fd, out, len).map_err(cut)?;
+                reduction::read_body_into_vec(fd, out, len)?;
                 Body::Into(len)
             }
             Dest::Own | Dest::Slice(_) => {
                 let mut out = Vec::with_capacity(len.min(reduction::CHUNK));
                 out.extend_from_slice(&self.buf[here]);
                 self.consume();
-                reduction::read_body_into_vec(fd, &mut out, len).map_err(cut)?;
+                reduction::read_body_into_vec(fd, &mut out, len)?;
                 Body::Owned(out)
             }
         };

@@ -47,7 +47,9 @@
 //!
 //! Receiving goes through a read buffer per connection (64 KiB): one `recvmsg` takes the
 //! header and body of a small message together, and whatever followed it in the socket
-//! (the next messages, already sent) stays in the buffer for the next receive.
+//! (the next messages, already sent) stays in the buffer for the next receive. A longer
+//! message's body is read from the socket straight into its destination (for
+//! `recv_bytes_into`, the caller's buffer), never past its end.
 //! [`Connection::poll`] and [`wait`] count a whole message waiting there as ready; code
 //! that polls [`fileno`](Connection::fileno) itself must drain with `conn.poll(Some(
 //! Duration::ZERO))` after each wake-up, as the pool does. A `Connection` with received

@@ -23,8 +23,8 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// Bytes of a connection's read buffer (allocated at the first receive): a frame that
-/// fits arrives whole in one read; a longer frame's body is then read straight into the
-/// message's own buffer.
+/// fits arrives whole in one read; a longer frame's body is then read straight into its
+/// [`Dest`] (the caller's buffer, or one of its own).
 pub(super) const BUF: usize = 64 * 1024;
 
 /// Descriptors received by one read, and the stream range `[from, to)` it covered.

@@ -866,3 +866,43 @@ fn the_handshake_reads_nothing_past_itself() {
     assert_eq!(&frame[..4], &11u32.to_be_bytes());
     assert_eq!(&frame[4..], b"right after");
 }
+
+#[test]
+fn a_forked_child_does_not_deliver_what_its_parent_read_ahead() {
+    let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
+    let (r, w) = mp::Pipe().unwrap();
+    let (report_r, report_w) = mp::Pipe().unwrap();
+    w.send(&"first".to_string()).unwrap();
+    w.send(&"second".to_string()).unwrap();
+    // one read takes both: the second waits in r's read buffer, the socket is empty
+    assert_eq!(recv_t::<String>(&r).unwrap(), "first");
+    assert!(r.poll(Some(Duration::ZERO)).unwrap());
+    let theirs = r.clone();
+    let p = mp::Process::from_closure(move || {
+        // the parent's buffered "second" is not ours: nothing to read here...
+        let ready = theirs.poll(Some(Duration::from_millis(300))).unwrap();
+        report_w.send(&ready).unwrap();
+        if ready {
+            // (the bug: the parent's copy, delivered a second time)
+            report_w.send(&theirs.recv::<String>().unwrap()).unwrap();
+            return;
+        }
+        // ...until something arrives on the socket, which the child reads itself
+        assert!(theirs.poll(Some(T)).unwrap());
+        report_w.send(&theirs.recv::<String>().unwrap()).unwrap();
+    })
+    .with_context(ctx);
+    p.start().unwrap();
+    let child_saw_a_message: bool = recv_t(&report_r).unwrap();
+    if child_saw_a_message {
+        let got: String = recv_t(&report_r).unwrap();
+        panic!("the forked child received {got:?}, a message its parent had read");
+    }
+    w.send(&"for the child".to_string()).unwrap();
+    assert_eq!(recv_t::<String>(&report_r).unwrap(), "for the child");
+    join(&p);
+    // the parent still has its own
+    assert!(r.poll(Some(Duration::ZERO)).unwrap());
+    assert_eq!(r.recv::<String>().unwrap(), "second");
+    assert!(!r.poll(Some(Duration::ZERO)).unwrap());
+}

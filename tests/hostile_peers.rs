@@ -2,7 +2,9 @@
 //! (up to 2^64 bytes), a truncated frame, garbage where a value or a handshake was
 //! expected. Each gives an `Err`, never a panic, and memory stays bounded by what the
 //! peer really sent: a counting global allocator records the largest single
-//! allocation, and the tests assert it never approaches the claimed size.
+//! allocation, and the tests assert it never approaches the claimed size. A frame cut
+//! short is never mistaken for a clean end of file. The same allocator shows that a
+//! long message is read straight into the caller's buffer.
 mp::test_support!();
 
 mod common;
@@ -86,6 +88,12 @@ fn send_then_close(mut peer: UnixStream, bytes: Vec<u8>, extra: usize) {
     });
 }
 
+/// A peer that hung up in the middle of a frame: an `UnexpectedEof` I/O error, not the
+/// clean `Eof` of a peer that closed between messages.
+fn cut_short<T: std::fmt::Debug>(r: &mp::Result<T>) -> bool {
+    matches!(r, Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof)
+}
+
 fn long_header(len: u64) -> Vec<u8> {
     let mut h = (-1i32).to_be_bytes().to_vec();
     h.extend_from_slice(&len.to_be_bytes());
@@ -112,10 +120,7 @@ fn lying_length_headers_allocate_only_what_arrives() {
                     1 => c.recv::<Vec<u8>>().map(|_| ()),
                     _ => c.recv_bytes_into(&mut [0u8; 64]).map(|_| ()),
                 });
-                assert!(
-                    matches!(r, Err(Error::Eof)),
-                    "{what} +{extra} ({how}): {r:?}"
-                );
+                assert!(cut_short(&r), "{what} +{extra} ({how}): {r:?}");
                 assert!(
                     peak <= extra + BOUND,
                     "{what} +{extra} ({how}): allocated {peak} bytes at once"
@@ -136,39 +141,34 @@ fn lying_length_headers_allocate_only_what_arrives() {
     }
 }
 
+/// The result of the `how`-th kind of receive (`recv_bytes`, `recv`, `recv_bytes_into`
+/// a buffer that fits a 1 MiB claim, and one that does not) from a peer that wrote
+/// `bytes` and hung up, and our end.
+fn receive_from(bytes: &[u8], how: u8) -> (mp::Result<()>, Connection) {
+    let (c, peer) = pair();
+    send_then_close(peer, bytes.to_vec(), 0);
+    assert!(c.poll(Some(JOIN_TIMEOUT)).unwrap());
+    let r = match how {
+        0 => c.recv_bytes().map(drop),
+        1 => c.recv::<Vec<u8>>().map(drop),
+        2 => c.recv_bytes_into(&mut vec![0u8; 2 * MIB]).map(drop),
+        _ => c.recv_bytes_into(&mut [0u8; 16]).map(drop),
+    };
+    (r, c)
+}
+
 #[test]
-fn truncated_frames_and_bad_headers_are_errors() {
+fn bad_headers_are_codec_errors() {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    // a header cut short, a body cut short, a negative length, a long header cut short
-    let cases: [(&str, Vec<u8>); 5] = [
-        ("two header bytes", vec![0, 0]),
-        ("100-byte frame with 10 bytes", {
-            let mut v = 100u32.to_be_bytes().to_vec();
-            v.extend_from_slice(&[7; 10]);
-            v
-        }),
-        ("negative length", (-5i32).to_be_bytes().to_vec()),
-        ("long form without its length", {
-            let mut v = (-1i32).to_be_bytes().to_vec();
-            v.extend_from_slice(&[0, 0, 1]);
-            v
-        }),
-        ("i32::MIN", i32::MIN.to_be_bytes().to_vec()),
-    ];
-    for (what, bytes) in cases {
-        for how in 0..3 {
-            let (c, peer) = pair();
-            send_then_close(peer, bytes.clone(), 0);
-            assert!(c.poll(Some(JOIN_TIMEOUT)).unwrap());
-            let r = match how {
-                0 => c.recv_bytes().map(|_| ()),
-                1 => c.recv::<u32>().map(|_| ()),
-                _ => c.recv_bytes_into(&mut [0u8; 16]).map(|_| ()),
-            };
-            assert!(
-                matches!(r, Err(Error::Eof | Error::Codec(_))),
-                "{what} ({how}): {r:?}"
-            );
+    for (what, bytes) in [
+        ("negative length", (-5i32).to_be_bytes()),
+        ("i32::MIN", i32::MIN.to_be_bytes()),
+    ] {
+        for how in 0..4 {
+            let (r, c) = receive_from(&bytes, how);
+            assert!(matches!(r, Err(Error::Codec(_))), "{what} ({how}): {r:?}");
+            // the stream is garbage from here: later reads are refused
+            assert!(matches!(c.recv_bytes(), Err(Error::InvalidState(_))));
         }
     }
 }
@@ -273,7 +273,110 @@ fn a_hostile_child_every_start_method() {
         join_ok(&p);
         assert!(ours.poll(Some(JOIN_TIMEOUT)).unwrap());
         let (r, peak) = largest_allocation(|| ours.recv_bytes());
-        assert!(matches!(r, Err(Error::Eof)), "{r:?}");
+        assert!(cut_short(&r), "{r:?}");
         assert!(peak <= BOUND, "allocated {peak}");
     });
+}
+
+/// A frame header announcing `len` bytes, then `sent` of them.
+fn partial_frame(len: usize, sent: usize) -> Vec<u8> {
+    let mut v = (len as u32).to_be_bytes().to_vec();
+    v.resize(4 + sent, 7);
+    v
+}
+
+#[test]
+fn a_peer_dying_mid_message_is_not_a_clean_eof() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let cases: [(&str, Vec<u8>); 7] = [
+        ("1 MiB frame, 100 KiB sent", partial_frame(MIB, 100 << 10)),
+        ("1 MiB frame, header only", partial_frame(MIB, 0)),
+        (
+            "100 KiB frame, 64 KiB - 1 sent",
+            partial_frame(100 << 10, (64 << 10) - 1),
+        ),
+        ("100-byte frame, 10 sent", partial_frame(100, 10)),
+        ("100-byte frame, header only", partial_frame(100, 0)),
+        ("two header bytes", vec![0, 0]),
+        (
+            "long header, 7 of 12 bytes",
+            long_header(1 << 40)[..7].to_vec(),
+        ),
+    ];
+    for (what, bytes) in cases {
+        for how in 0..4 {
+            let (r, c) = receive_from(&bytes, how);
+            assert!(cut_short(&r), "{what} ({how}): {r:?}");
+            if what.starts_with("1 MiB frame, 100 KiB") {
+                // how much of what came: the whole body's count, whichever way it is read
+                let msg = r.as_ref().unwrap_err().to_string();
+                assert!(msg.contains("102400 of 1048576 bytes"), "{msg}");
+            }
+            // the stream is left mid-message: later reads are refused, never a
+            // clean Eof either
+            let again = c.recv_bytes();
+            assert!(
+                matches!(again, Err(Error::InvalidState(_))),
+                "{what} ({how}), again: {again:?}"
+            );
+        }
+    }
+    // whereas a peer that closes between messages is a clean Eof, again and again
+    let (c, peer) = pair();
+    let mut whole = partial_frame(MIB, MIB);
+    whole.extend_from_slice(&partial_frame(3, 3));
+    send_then_close(peer, whole, 0);
+    assert_eq!(c.recv_bytes().unwrap().len(), MIB);
+    assert_eq!(c.recv_bytes().unwrap(), [7; 3]);
+    assert!(matches!(c.recv_bytes(), Err(Error::Eof)));
+    assert!(matches!(c.recv_bytes_into(&mut [0u8; 4]), Err(Error::Eof)));
+}
+
+#[test]
+fn a_child_dying_mid_message_is_not_a_clean_eof_every_start_method() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    for_each_method(|ctx| {
+        for (len, sent) in [(MIB, 100 << 10), (100, 10)] {
+            let (ours, theirs) = ctx.pipe(true).unwrap();
+            let p = ctx.process(write_raw, (theirs, partial_frame(len, sent)));
+            p.start().unwrap();
+            join_ok(&p);
+            assert!(ours.poll(Some(JOIN_TIMEOUT)).unwrap());
+            let r = ours.recv_bytes();
+            assert!(cut_short(&r), "{len} bytes, {sent} sent: {r:?}");
+        }
+    });
+}
+
+#[test]
+fn long_messages_are_read_straight_into_the_callers_buffer() {
+    let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let (a, b) = mp::Pipe().unwrap();
+    let data: Arc<Vec<u8>> = Arc::new((0..8 * MIB).map(|i| (i % 251) as u8).collect());
+    let send = |a: &Connection| {
+        let (a, data) = (a.clone(), data.clone());
+        std::thread::spawn(move || a.send_bytes(&data))
+    };
+    let mut buf = vec![0u8; 9 * MIB];
+    for round in 0..3 {
+        let t = send(&a);
+        // nothing of the message's size besides the caller's buffer (only the 64 KiB
+        // read buffer, in the first round)
+        let (n, peak) = largest_allocation(|| b.recv_bytes_into(&mut buf[1..]));
+        t.join().unwrap().unwrap();
+        assert_eq!(n.unwrap(), data.len());
+        assert!(buf[1..=data.len()] == data[..], "round {round}");
+        assert!(peak < MIB, "round {round}: allocated {peak} bytes at once");
+        // too short: the whole message, in a buffer of its own
+        let t = send(&a);
+        match b.recv_bytes_into(&mut buf[..MIB]) {
+            Err(Error::BufferTooShort { message }) => assert!(message == *data),
+            other => panic!("{other:?}"),
+        }
+        t.join().unwrap().unwrap();
+        // and the connection goes on
+        a.send_bytes(b"next").unwrap();
+        assert_eq!(b.recv_bytes_into(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"next");
+    }
 }

@@ -126,7 +126,10 @@ fn hostile(bytes: Vec<u8>) -> (Connection, JoinHandle<()>) {
 
 /// The connection frame decoder: `Connection::recv_bytes`, `recv_bytes_max`,
 /// `recv_bytes_into`, `recv::<T>` and `reduction::read_frame` (the spawned child's
-/// payload read), on whatever the peer wrote.
+/// payload read), on whatever the peer wrote. The reader is fixed per input: the raw
+/// mode reads the descriptor itself and never follows a `Connection` receive, which
+/// may have read ahead into its buffer (`poll` reads nothing). A peer sending whole
+/// frames (the framed mode) never gets a frame reported cut short.
 pub fn frame(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -151,6 +154,9 @@ pub fn frame(data: &[u8]) {
         };
         match r {
             Ok(()) | Err(Error::Codec(_)) => {}
+            Err(Error::Io(e)) if mode & 1 == 1 && e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                panic!("whole frames reported cut short: {e}")
+            }
             Err(_) => break,
         }
         let _ = conn.poll(Some(std::time::Duration::ZERO));

@@ -324,26 +324,6 @@ pub(crate) fn recv_with_fds_flags(
     }
 }
 
-/// One `read(2)` of at most `max` bytes appended to `out` without zeroing them first
-/// (a large frame body goes straight from the kernel into the message's buffer).
-/// Returns the bytes read (0 = end of file). Retries `EINTR`.
-pub(crate) fn read_append(fd: BorrowedFd<'_>, out: &mut Vec<u8>, max: usize) -> io::Result<usize> {
-    out.reserve(max);
-    loop {
-        let spare = &mut out.spare_capacity_mut()[..max];
-        match rustix::io::read(fd, spare) {
-            Ok((filled, _)) => {
-                let n = filled.len();
-                // SAFETY: `read` initialized the first `n` bytes of the spare capacity.
-                unsafe { out.set_len(out.len() + n) };
-                return Ok(n);
-            }
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 /// How a descriptor moves bytes: a socket can carry descriptors, a pipe cannot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdKind {
@@ -423,21 +403,35 @@ pub fn write_frame(
     Ok(())
 }
 
-fn read_some(
+/// One read into `buf`: `recvmsg` on a socket (received descriptors, close-on-exec, are
+/// appended to `fds`), `read(2)` on anything else. `nonblocking`: an empty descriptor is
+/// a `WouldBlock` error instead of a wait. Returns the bytes read (0 = end of file).
+/// Retries `EINTR`.
+pub(crate) fn read_some(
     fd: BorrowedFd<'_>,
     kind: FdKind,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
+    nonblocking: bool,
 ) -> io::Result<usize> {
     match kind {
-        FdKind::Socket => recv_with_fds(fd, buf, fds),
-        FdKind::Stream => loop {
-            match rustix::io::read(fd, &mut *buf) {
-                Ok(n) => return Ok(n),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return Err(e.into()),
+        FdKind::Socket => recv_with_fds_flags(fd, buf, fds, nonblocking),
+        FdKind::Stream => {
+            if nonblocking
+                && poll_fds(&[fd.as_raw_fd()], Some(Duration::ZERO))
+                    .map_err(io::Error::other)?
+                    .is_empty()
+            {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-        },
+            loop {
+                match rustix::io::read(fd, &mut *buf) {
+                    Ok(n) => return Ok(n),
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
     }
 }
 
@@ -450,7 +444,7 @@ pub fn read_exact_fds(
 ) -> Result<bool> {
     let mut done = 0;
     while done < buf.len() {
-        let n = read_some(fd, kind, &mut buf[done..], fds)?;
+        let n = read_some(fd, kind, &mut buf[done..], fds, false)?;
         if n == 0 {
             if done == 0 {
                 return Ok(false);
@@ -462,53 +456,138 @@ pub fn read_exact_fds(
     Ok(true)
 }
 
+/// Parses a frame header (see [`frame_header`]) at the start of `b`: `(header length,
+/// body length)`, `None` if `b` holds less than a whole header. A negative length other
+/// than the long form's `-1`, or a length this platform cannot address, is an
+/// [`Error::Codec`].
+pub(crate) fn parse_frame_header(b: &[u8]) -> Result<Option<(usize, usize)>> {
+    let Some(h) = b.first_chunk::<4>() else {
+        return Ok(None);
+    };
+    match i32::from_be_bytes(*h) {
+        -1 => {
+            let Some(l) = b.get(4..12) else {
+                return Ok(None);
+            };
+            let len = u64::from_be_bytes(l.try_into().expect("8 bytes"));
+            usize::try_from(len)
+                .map(|l| Some((12, l)))
+                .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
+        }
+        n if n < 0 => Err(Error::Codec(
+            format!("malformed frame header: length {n}").into(),
+        )),
+        n => Ok(Some((4, n as usize))),
+    }
+}
+
 /// Reads the header of one frame: the message length. `Err(Eof)` if the peer closed.
 pub fn read_frame_header(
     fd: BorrowedFd<'_>,
     kind: FdKind,
     fds: &mut Vec<OwnedFd>,
 ) -> Result<usize> {
-    let mut h = [0u8; 4];
-    if !read_exact_fds(fd, kind, &mut h, fds)? {
+    let mut h = [0u8; 12];
+    if !read_exact_fds(fd, kind, &mut h[..4], fds)? {
         return Err(Error::Eof);
     }
-    let n = i32::from_be_bytes(h);
-    if n == -1 {
-        let mut l = [0u8; 8];
-        if !read_exact_fds(fd, kind, &mut l, fds)? {
-            return Err(Error::Eof);
-        }
-        let len = u64::from_be_bytes(l);
-        usize::try_from(len)
-            .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
-    } else if n < 0 {
-        Err(Error::Codec(
-            format!("malformed frame header: length {n}").into(),
-        ))
-    } else {
-        Ok(n as usize)
+    if let Some((_, len)) = parse_frame_header(&h[..4])? {
+        return Ok(len);
     }
+    // the long form: -1, then 8 bytes of length
+    if !read_exact_fds(fd, kind, &mut h[4..], fds)? {
+        return Err(Error::Eof);
+    }
+    Ok(parse_frame_header(&h)?.expect("a whole long header").1)
+}
+
+/// The most a frame body's buffer grows ahead of the bytes that really arrived (per
+/// read), so a lying header cannot make a reader allocate much more than was sent.
+pub(crate) const CHUNK: usize = 16 << 20;
+
+/// The error for a peer that closed in the middle of a frame, `got` of the `of` bytes of
+/// its header or body received (CPython's `OSError("got end of file during
+/// message")`): an `UnexpectedEof` I/O error, never the clean [`Error::Eof`] of a peer
+/// that closed between frames.
+pub(crate) fn truncated(got: usize, of: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("got end of file during message ({got} of {of} bytes)"),
+    )
+}
+
+/// Reads the rest of a frame body straight into `out` (appending, without zeroing it
+/// first) until `out` holds `len` bytes. `out` is reserved exactly, before each read, for
+/// what is left of the body but at most [`CHUNK`] (one reservation for a body up to
+/// 16 MiB, none if `out` already has the capacity). Bytes come by `read(2)` and never
+/// past the body's end; a descriptor arriving within a body (mp attaches a frame's
+/// descriptors to the sending call that starts with its header) is closed by the
+/// kernel. A peer closing before the end is a [`truncated`] error.
+pub(crate) fn read_body_into_vec(
+    fd: BorrowedFd<'_>,
+    out: &mut Vec<u8>,
+    len: usize,
+) -> io::Result<()> {
+    while out.len() < len {
+        let want = (len - out.len()).min(CHUNK);
+        out.reserve_exact(want);
+        let spare = &mut out.spare_capacity_mut()[..want];
+        let n = loop {
+            match rustix::io::read(fd, &mut *spare) {
+                Ok((filled, _)) => break filled.len(),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if n == 0 {
+            return Err(truncated(out.len(), len));
+        }
+        // SAFETY: `read` initialized the first `n` bytes of the spare capacity.
+        unsafe { out.set_len(out.len() + n) };
+    }
+    Ok(())
+}
+
+/// [`read_body_into_vec`] into a buffer that already has the room: `out` is the whole
+/// body, its first `done` bytes already there; fills the rest by `read(2)` (as
+/// [`FdKind::Stream`]: on a socket too). A peer closing before the end is a
+/// [`truncated`] error.
+pub(crate) fn read_body_into_slice(
+    fd: BorrowedFd<'_>,
+    out: &mut [u8],
+    mut done: usize,
+) -> io::Result<()> {
+    while done < out.len() {
+        let n = read_some(fd, FdKind::Stream, &mut out[done..], &mut Vec::new(), false)?;
+        if n == 0 {
+            return Err(truncated(done, out.len()));
+        }
+        done += n;
+    }
+    Ok(())
 }
 
 /// Reads a frame body of `len` bytes, growing the buffer as data arrives (a lying
 /// header cannot make us allocate more than what was really sent, plus one chunk).
+/// `Err(Eof)` if the peer closed before the end (the bootstrap readers, e.g. a
+/// `Process`'s result, treat any end of file as the peer's death, unlike
+/// [`Connection`](crate::connection::Connection), which tells a frame cut short apart).
+/// The body is read with `read(2)` whatever `kind` is, so `fds` gets nothing: the
+/// descriptors of a frame written by [`write_frame`] ride with its header, and any
+/// arriving within the body are closed by the kernel.
 pub fn read_frame_body(
     fd: BorrowedFd<'_>,
     kind: FdKind,
     len: usize,
     fds: &mut Vec<OwnedFd>,
 ) -> Result<Vec<u8>> {
-    const CHUNK: usize = 16 << 20;
-    let mut out = Vec::with_capacity(len.min(CHUNK));
-    while out.len() < len {
-        let want = (len - out.len()).min(CHUNK);
-        let start = out.len();
-        out.resize(start + want, 0);
-        if !read_exact_fds(fd, kind, &mut out[start..], fds)? {
-            return Err(Error::Eof);
-        }
+    let _ = (kind, fds);
+    let mut out = Vec::new();
+    match read_body_into_vec(fd, &mut out, len) {
+        Ok(()) => Ok(out),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(Error::Eof),
+        Err(e) => Err(e.into()),
     }
-    Ok(out)
 }
 
 /// Reads one frame written by [`write_frame`] (or by CPython). A frame longer than
@@ -647,6 +726,21 @@ mod tests {
         assert_eq!(n, 12);
         assert_eq!(&h[..4], &[0xff; 4]);
         assert_eq!(&h[4..], &0x8000_0000u64.to_be_bytes());
+    }
+
+    #[test]
+    fn headers_parse_and_refuse_garbage() {
+        let parse = parse_frame_header;
+        assert_eq!(parse(&[0, 0]).unwrap(), None);
+        assert_eq!(parse(&[0, 0, 1, 0, 9]).unwrap(), Some((4, 256)));
+        let mut big = (-1i32).to_be_bytes().to_vec();
+        assert_eq!(parse(&big).unwrap(), None);
+        big.extend_from_slice(&(1u64 << 33).to_be_bytes());
+        assert_eq!(parse(&big).unwrap(), Some((12, 1 << 33)));
+        assert!(parse(&(-2i32).to_be_bytes()).is_err());
+        let mut huge = (-1i32).to_be_bytes().to_vec();
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert_eq!(parse(&huge).unwrap(), Some((12, usize::MAX)));
     }
 
     // not under Miri (.ci/miri): sends over a socket (sendmsg), which Miri does not model

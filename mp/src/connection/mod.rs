@@ -47,12 +47,24 @@
 //!
 //! Receiving goes through a read buffer per connection (64 KiB): one `recvmsg` takes the
 //! header and body of a small message together, and whatever followed it in the socket
-//! (the next messages, already sent) stays in the buffer for the next receive.
+//! (the next messages, already sent) stays in the buffer for the next receive. A longer
+//! message's body is read from the socket straight into its destination (for
+//! `recv_bytes_into`, the caller's buffer), never past its end.
 //! [`Connection::poll`] and [`wait`] count a whole message waiting there as ready; code
 //! that polls [`fileno`](Connection::fileno) itself must drain with `conn.poll(Some(
 //! Duration::ZERO))` after each wake-up, as the pool does. A `Connection` with received
 //! bytes not yet taken cannot be sent to another process (an error, rather than losing
-//! them), and a child forked while bytes wait here inherits a copy of them.
+//! them). A child forked while bytes wait here starts with an empty read buffer: they
+//! were read by the parent and only the parent delivers them (as in CPython, where
+//! whoever reads a message from the socket gets it, and nobody else). A child must
+//! still not read a connection its parent goes on reading: the parent's buffer may hold
+//! the start of a message whose rest is in the socket (CPython's two processes reading
+//! one pipe corrupt each other's messages too).
+//!
+//! A peer that closes between messages is a clean [`Error::Eof`] (and stays one); a
+//! peer that closes in the middle of a message, its header or its body, whatever its
+//! size, is an [`Error::Io`] of kind `UnexpectedEof` (CPython: `OSError("got end of
+//! file during message")`), after which the connection refuses reads.
 //!
 //! # Low-latency mode
 //! [`Connection::set_spin`] (off by default) makes a receive that finds nothing spin on
@@ -61,9 +73,10 @@
 //! VM) with a few microseconds of spinning, at the price of burning CPU while waiting.
 //!
 //! Fork: a clone inherited by `Process::from_closure` under the fork start method shares
-//! the locks' state at the time of the fork; don't fork while another thread is inside
-//! `send`/`recv` on a connection the child will use (arguments passed to `Process::new`
-//! are re-created in the child and are not affected).
+//! the send lock's state at the time of the fork; don't fork while another thread is
+//! inside `send` on a connection the child will use (the receiving side, its lock and
+//! read buffer, is fresh in the child; arguments passed to `Process::new` are
+//! re-created in the child and are not affected).
 //!
 //! Layering note: `wait` polls through `reduction::poll_fds` (the system layer's one
 //! `poll(2)` loop, shared with process sentinels), and `Listener` applies the caller's
@@ -82,8 +95,9 @@ pub use wait::{wait, Sentinel, Waitable};
 mod recvbuf;
 
 use crate::error::{Error, Result};
+use crate::popen_fork::ForkLocal;
 use crate::reduction::{self, FdKind};
-use recvbuf::{Body, RecvBuf};
+use recvbuf::{Body, Dest, RecvBuf};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Cow;
 use std::fmt;
@@ -106,18 +120,54 @@ struct Inner {
     readable: bool,
     writable: bool,
     send_lock: Mutex<()>,
-    /// The read buffer; held for the whole of a receive.
-    recv_lock: Mutex<RecvBuf>,
-    /// After each receive: a whole message waits in the read buffer (read by `poll`
-    /// and `wait` without the receive lock, which a blocked `recv` holds).
-    has_frame: AtomicBool,
-    /// After each receive: received bytes wait in the read buffer.
-    has_bytes: AtomicBool,
+    /// The receiving side: this process's own (see [`Recv`]).
+    recv: ForkLocal<Recv>,
     /// The low-latency spin bound in ns (0 = off).
     spin_ns: AtomicU64,
     /// Set when a read left the stream mid-message (`recv_bytes_max` refused a message,
     /// an I/O error): further reads are refused.
     broken: AtomicBool,
+}
+
+/// The receiving side of a connection in one process. A forked child gets a fresh one
+/// (a [`ForkLocal`]): the bytes in the parent's read buffer were read by the parent and
+/// are its to deliver (without read-ahead, as in CPython, only one process could ever
+/// get each message), and a parent thread may have held the lock at the fork.
+#[derive(Default)]
+struct Recv {
+    /// The read buffer; held for the whole of a receive.
+    lock: Mutex<RecvBuf>,
+    /// After each receive: a whole message waits in the read buffer (read by `poll`
+    /// and `wait` without the receive lock, which a blocked `recv` holds).
+    has_frame: AtomicBool,
+    /// After each receive: received bytes wait in the read buffer.
+    has_bytes: AtomicBool,
+}
+
+/// A received body, as [`RecvBuf::next`] left it for [`Connection::recv_into`]'s caller.
+enum Received<'a> {
+    /// The bytes (borrowed from the read buffer, or a buffer of their own).
+    Bytes(Cow<'a, [u8]>),
+    /// In the caller's [`Dest`] buffer: their length.
+    Placed(usize),
+}
+
+impl<'a> Received<'a> {
+    /// The bytes: with [`Dest::Own`], a body is never placed in a caller's buffer.
+    fn bytes(self) -> Cow<'a, [u8]> {
+        match self {
+            Received::Bytes(b) => b,
+            Received::Placed(_) => unreachable!("Dest::Own never fills a caller's buffer"),
+        }
+    }
+
+    /// The length: with [`Dest::Vec`], every body is placed in the caller's vector.
+    fn placed(self) -> usize {
+        match self {
+            Received::Placed(n) => n,
+            Received::Bytes(_) => unreachable!("Dest::Vec takes every body"),
+        }
+    }
 }
 
 /// One end of a pipe or socket connection (Python's `multiprocessing.connection.Connection`).
@@ -157,9 +207,7 @@ impl Connection {
                 readable,
                 writable,
                 send_lock: Mutex::new(()),
-                recv_lock: Mutex::new(RecvBuf::default()),
-                has_frame: AtomicBool::new(false),
-                has_bytes: AtomicBool::new(false),
+                recv: ForkLocal::new(),
                 spin_ns: AtomicU64::new(0),
                 broken: AtomicBool::new(false),
             }),
@@ -208,13 +256,13 @@ impl Connection {
     }
 
     /// Marks the stream unusable for reads after an error that may have left it in the
-    /// middle of a frame. A clean end of file before a header leaves it usable (it
-    /// keeps reporting `Eof`).
-    fn after_read<T>(&self, r: Result<T>, clean_eof_possible: bool) -> Result<T> {
+    /// middle of a frame. A clean end of file between frames (the only [`Error::Eof`]
+    /// a read returns: a frame cut short is an `UnexpectedEof` I/O error) leaves it
+    /// usable: it keeps reporting `Eof`.
+    fn after_read<T>(&self, r: Result<T>) -> Result<T> {
         match &r {
-            Err(Error::Eof) if clean_eof_possible => {}
+            Err(Error::Eof) | Ok(_) => {}
             Err(_) => self.inner.broken.store(true, Ordering::Release),
-            Ok(_) => {}
         }
         r
     }
@@ -243,7 +291,9 @@ impl Connection {
     /// `recv()`: receives one message sent with [`send`](Self::send) and decodes it.
     /// The codec is not self-describing: `T` must be the type that was sent (an array
     /// `[i32; 3]` is not a `Vec<i32>`).
-    /// [`Error::Eof`] once the peer closed and nothing is left. A message that does not
+    /// [`Error::Eof`] once the peer closed and nothing is left; a peer that closed in
+    /// the middle of a message is an [`Error::Io`] of kind `UnexpectedEof` (Python:
+    /// `OSError`), after which the connection refuses reads. A message that does not
     /// decode as `T` is an [`Error::Codec`] (the message is consumed; the connection
     /// stays usable).
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
@@ -260,36 +310,44 @@ impl Connection {
         max: usize,
         f: impl FnOnce(Cow<'_, [u8]>, Vec<OwnedFd>) -> R,
     ) -> Result<R> {
-        self.recv_with_exact(max, false, f)
+        self.recv_into(max, false, Dest::Own, |body, fds| f(body.bytes(), fds))
     }
 
-    /// [`recv_with`](Self::recv_with); `exact`: reads nothing past this message.
-    fn recv_with_exact<R>(
+    /// The one receive: the next frame (of at most `max` bytes; `exact`: reading nothing
+    /// past it), its body going where `dest` says; `f` gets the body and descriptors.
+    fn recv_into<R>(
         &self,
         max: usize,
         exact: bool,
-        f: impl FnOnce(Cow<'_, [u8]>, Vec<OwnedFd>) -> R,
+        dest: Dest<'_>,
+        f: impl FnOnce(Received<'_>, Vec<OwnedFd>) -> R,
     ) -> Result<R> {
         let fd = self.check_readable()?;
-        let mut rb = lock(&self.inner.recv_lock);
+        let st = self.inner.recv.get();
+        let mut rb = lock(&st.lock);
         let spin = self.inner.spin_ns.load(Ordering::Relaxed);
-        let got = rb.next(fd.as_fd(), self.inner.kind, max, spin, exact);
-        self.inner
-            .has_frame
-            .store(rb.has_frame(), Ordering::Release);
-        self.inner
-            .has_bytes
-            .store(rb.has_bytes(), Ordering::Release);
-        let clean_eof = !rb.has_bytes();
-        let (body, fds) = self.after_read(got, clean_eof)?;
+        let got = rb.next(fd.as_fd(), self.inner.kind, max, spin, exact, dest);
+        st.has_frame.store(rb.has_frame(), Ordering::Release);
+        st.has_bytes.store(rb.has_bytes(), Ordering::Release);
+        let (body, fds) = self.after_read(got)?;
         Ok(match body {
-            Body::InBuf(range) => f(Cow::Borrowed(rb.bytes(range)), fds),
-            Body::Owned(v) => f(Cow::Owned(v), fds),
+            Body::InBuf(range) => f(Received::Bytes(Cow::Borrowed(rb.bytes(range))), fds),
+            Body::Owned(v) => f(Received::Bytes(Cow::Owned(v)), fds),
+            Body::Into(len) => f(Received::Placed(len), fds),
         })
     }
 
+    /// Receives one message (of at most `max` bytes: longer is
+    /// [`Error::MessageTooLarge`]) and hands its body to `f` (a small one borrowed from
+    /// the read buffer, decoded in place); its descriptors, if any, are closed. For
+    /// the managers' channel.
+    pub(crate) fn recv_frame_with<R>(&self, max: usize, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        self.recv_with(max, |body, _| f(&body))
+    }
+
     /// `recv_bytes()`: receives one message as bytes. [`Error::Eof`] once the peer
-    /// closed and nothing is left.
+    /// closed and nothing is left (a peer that closed in the middle of a message: an
+    /// `UnexpectedEof` [`Error::Io`], as for [`recv`](Self::recv)).
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
         self.recv_bytes_max(usize::MAX)
     }
@@ -298,30 +356,42 @@ impl Connection {
     /// [`Error::MessageTooLarge`] (Python: `OSError`), and the connection refuses every
     /// later read (its stream is left in the middle of that message).
     pub fn recv_bytes_max(&self, maxlength: usize) -> Result<Vec<u8>> {
-        self.recv_with(maxlength, |body, _| body.into_owned())
+        let mut v = Vec::new();
+        self.recv_bytes_into_vec(&mut v, maxlength)?;
+        Ok(v)
     }
 
     /// [`recv_bytes_max`](Self::recv_bytes_max) that reads nothing past the message:
     /// the authentication handshake, after which the managers read the socket
     /// themselves (a message sent right after the handshake must still be there).
     pub(crate) fn recv_bytes_exact(&self, maxlength: usize) -> Result<Vec<u8>> {
-        self.recv_with_exact(maxlength, true, |body, _| body.into_owned())
+        let mut v = Vec::new();
+        self.recv_into(maxlength, true, Dest::Vec(&mut v), |body, _| body.placed())?;
+        Ok(v)
     }
 
     /// `recv_bytes_into(buf)`: receives one message into the start of `buf` and returns
     /// its length; the rest of `buf` is untouched (Python's `offset` is a slice:
     /// `conn.recv_bytes_into(&mut buf[off..])`). A message longer than `buf` is
-    /// [`Error::BufferTooShort`] carrying the whole message.
+    /// [`Error::BufferTooShort`] carrying the whole message. A long message that fits
+    /// is read from the socket straight into `buf`.
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_with(usize::MAX, |body, _| match buf.get_mut(..body.len()) {
-            Some(to) => {
-                to.copy_from_slice(&body);
-                Ok(body.len())
-            }
-            None => Err(Error::BufferTooShort {
-                message: body.into_owned(),
+        self.recv_into(usize::MAX, false, Dest::Slice(buf), |body, _| match body {
+            Received::Placed(len) => Ok(len),
+            Received::Bytes(b) => Err(Error::BufferTooShort {
+                message: b.into_owned(),
             }),
         })?
+    }
+
+    /// [`recv_bytes_max`](Self::recv_bytes_max) into `buf` (cleared first, then
+    /// holding exactly the message); returns the message's length. For a reader that
+    /// reuses one buffer from message to message (the pool's supervisor): `buf` grows
+    /// only if its capacity is short (exactly: one reservation for a message up to
+    /// 16 MiB), and a long message is read from the socket straight into it, never
+    /// through a buffer of its own.
+    pub(crate) fn recv_bytes_into_vec(&self, buf: &mut Vec<u8>, maxlength: usize) -> Result<usize> {
+        self.recv_into(maxlength, false, Dest::Vec(buf), |body, _| body.placed())
     }
 
     /// Turns the low-latency mode on (`Some(bound)`) or off (`None`, the default) for
@@ -359,7 +429,7 @@ impl Connection {
     /// Whether a whole message waits in the read buffer (a receive returns it without
     /// reading the descriptor).
     pub(crate) fn buffered_message(&self) -> bool {
-        self.inner.has_frame.load(Ordering::Acquire)
+        self.inner.recv.get().has_frame.load(Ordering::Acquire)
     }
 
     /// `poll(timeout)`: whether a message (or the end of file) is ready to read.
@@ -478,7 +548,7 @@ impl Serialize for Connection {
         let fd = self
             .fd()
             .map_err(|_| serde::ser::Error::custom("cannot send a closed Connection"))?;
-        if self.inner.has_bytes.load(Ordering::Acquire) {
+        if self.inner.recv.get().has_bytes.load(Ordering::Acquire) {
             return Err(serde::ser::Error::custom(
                 "cannot send a Connection holding received data not yet read",
             ));
@@ -615,7 +685,7 @@ mod tests {
         b.send_bytes(b"second").unwrap();
         b.send_bytes(&[9; 300]).unwrap(); // past the long form's 12 header bytes
         assert_eq!(a.recv_bytes_exact(16).unwrap(), b"first");
-        assert!(!a.inner.has_bytes.load(Ordering::Acquire));
+        assert!(!a.inner.recv.get().has_bytes.load(Ordering::Acquire));
         drop(a);
         let mut frame = [0u8; 10];
         (&s1).read_exact(&mut frame).unwrap();
@@ -625,8 +695,49 @@ mod tests {
         let c = Connection::from_unix_stream(s1);
         b.send_bytes(b"x").unwrap();
         assert_eq!(c.recv_bytes().unwrap(), vec![9; 300]);
-        assert!(c.inner.has_frame.load(Ordering::Acquire));
+        assert!(c.inner.recv.get().has_frame.load(Ordering::Acquire));
         assert_eq!(c.recv_bytes().unwrap(), b"x");
+    }
+
+    #[test]
+    fn into_vec_reserves_once_exactly_and_reuses_the_buffer() {
+        let (a, b) = pipe(true).unwrap();
+        let big: Vec<u8> = (0..5 << 20).map(|i| (i % 253) as u8).collect();
+        let send = |data: &[u8]| {
+            let (a, data) = (a.clone(), data.to_vec());
+            std::thread::spawn(move || a.send_bytes(&data))
+        };
+        let mut v = Vec::new();
+        let t = send(&big);
+        assert_eq!(
+            b.recv_bytes_into_vec(&mut v, usize::MAX).unwrap(),
+            big.len()
+        );
+        t.join().unwrap().unwrap();
+        assert!(v == big);
+        // one exact reservation: no doubling
+        assert_eq!(v.capacity(), big.len());
+        let at = v.as_ptr();
+        a.send_bytes(b"small").unwrap();
+        assert_eq!(b.recv_bytes_into_vec(&mut v, usize::MAX).unwrap(), 5);
+        assert_eq!(v, b"small");
+        let t = send(&big[1..]);
+        assert_eq!(
+            b.recv_bytes_into_vec(&mut v, usize::MAX).unwrap(),
+            big.len() - 1
+        );
+        t.join().unwrap().unwrap();
+        assert!(v[..] == big[1..]);
+        // the same allocation throughout
+        assert_eq!((v.as_ptr(), v.capacity()), (at, big.len()));
+        // too long for the maximum: refused, as recv_bytes_max
+        let t = send(&big);
+        assert!(matches!(
+            b.recv_bytes_into_vec(&mut v, 1 << 20),
+            Err(Error::MessageTooLarge { .. })
+        ));
+        drop(b);
+        let _ = t.join().unwrap();
     }
 
     #[test]

@@ -15,21 +15,17 @@
 //! frame can claim (a foreign sender's) are closed.
 
 use crate::error::{Error, Result};
-use crate::reduction::{self, FdKind};
+use crate::reduction::{self, parse_frame_header as parse, truncated, FdKind};
 use crate::synchronize::futex;
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 /// Bytes of a connection's read buffer (allocated at the first receive): a frame that
-/// fits arrives whole in one read; a longer frame's body is then read straight into the
-/// message's own buffer.
+/// fits arrives whole in one read; a longer frame's body is then read straight into its
+/// [`Dest`] (the caller's buffer, or one of its own).
 pub(super) const BUF: usize = 64 * 1024;
-
-/// The most a large body grows per read, so a lying header cannot make us allocate
-/// much more than what was really sent.
-const CHUNK: usize = 16 << 20;
 
 /// Descriptors received by one read, and the stream range `[from, to)` it covered.
 struct Pending {
@@ -44,6 +40,22 @@ pub(super) enum Body {
     InBuf(std::ops::Range<usize>),
     /// A frame longer than the buffer, in its own allocation.
     Owned(Vec<u8>),
+    /// In the caller's [`Dest`] buffer: its length.
+    Into(usize),
+}
+
+/// Where [`RecvBuf::next`] puts a body.
+pub(super) enum Dest<'a> {
+    /// Nowhere: a body that fits the read buffer stays there ([`Body::InBuf`]), a
+    /// longer one gets an allocation of its own ([`Body::Owned`]).
+    Own,
+    /// The start of this slice, if the body fits ([`Body::Into`]; a long body is read
+    /// from the socket straight into it); else as [`Dest::Own`].
+    Slice(&'a mut [u8]),
+    /// This vector, cleared, then holding exactly the body ([`Body::Into`]). A long
+    /// body is read from the socket straight into it, reserved exactly and not zeroed
+    /// first (no allocation if its capacity suffices).
+    Vec(&'a mut Vec<u8>),
 }
 
 /// A connection's read buffer and its adaptive spin state.
@@ -57,29 +69,6 @@ pub(super) struct RecvBuf {
     pending: VecDeque<Pending>,
     /// The adaptive spin's current bound in ns (0: not started yet).
     spin_now: u64,
-}
-
-/// Parses a frame header at the start of `b`: `(header length, body length)`, `None`
-/// if `b` holds less than a whole header.
-fn parse(b: &[u8]) -> Result<Option<(usize, usize)>> {
-    let Some(h) = b.first_chunk::<4>() else {
-        return Ok(None);
-    };
-    match i32::from_be_bytes(*h) {
-        -1 => {
-            let Some(l) = b.get(4..12) else {
-                return Ok(None);
-            };
-            let len = u64::from_be_bytes(l.try_into().expect("8 bytes"));
-            usize::try_from(len)
-                .map(|l| Some((12, l)))
-                .map_err(|_| Error::Codec(format!("frame length {len} too large").into()))
-        }
-        n if n < 0 => Err(Error::Codec(
-            format!("malformed frame header: length {n}").into(),
-        )),
-        n => Ok(Some((4, n as usize))),
-    }
 }
 
 impl RecvBuf {
@@ -124,25 +113,7 @@ impl RecvBuf {
         let mut fds = Vec::new();
         let stop = self.end.saturating_add(limit).min(self.buf.len());
         let free = &mut self.buf[self.end..stop];
-        let n = match kind {
-            FdKind::Socket => reduction::recv_with_fds_flags(fd, free, &mut fds, nonblocking)?,
-            FdKind::Stream => {
-                if nonblocking
-                    && reduction::poll_fds(&[fd.as_raw_fd()], Some(Duration::ZERO))
-                        .map_err(io::Error::other)?
-                        .is_empty()
-                {
-                    return Err(io::ErrorKind::WouldBlock.into());
-                }
-                loop {
-                    match rustix::io::read(fd, &mut *free) {
-                        Ok(n) => break n,
-                        Err(rustix::io::Errno::INTR) => continue,
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-        };
+        let n = reduction::read_some(fd, kind, free, &mut fds, nonblocking)?;
         self.end += n;
         if !fds.is_empty() {
             self.pending.push_back(Pending {
@@ -194,8 +165,8 @@ impl RecvBuf {
     }
 
     /// Waits for the next frame's header: `(header length, body length)`. `exact`:
-    /// never reads past it. [`Error::Eof`] at the end of file (mid-frame when
-    /// [`has_bytes`](Self::has_bytes)).
+    /// never reads past it. [`Error::Eof`] at an end of file between frames, a
+    /// [`truncated`] error within a header.
     fn header(
         &mut self,
         fd: BorrowedFd<'_>,
@@ -214,7 +185,11 @@ impl RecvBuf {
                 (true, _) => 12 - have, // the long form: -1, then 8 bytes of length
             };
             if self.fill_wait(fd, kind, spin, limit)? == 0 {
-                return Err(Error::Eof);
+                return Err(match have {
+                    0 => Error::Eof,
+                    1..4 => truncated(have, 4).into(),
+                    _ => truncated(have, 12).into(),
+                });
             }
         }
     }
@@ -236,10 +211,12 @@ impl RecvBuf {
     }
 
     /// Receives the next frame: its body and descriptors. A body longer than `max` is
-    /// [`Error::MessageTooLarge`] (the stream is then left inside that frame). An error
-    /// other than a clean [`Error::Eof`] (nothing buffered) leaves the stream unusable.
-    /// `exact`: reads nothing past this frame (the authentication handshake, after
-    /// which a caller may go on reading the socket itself).
+    /// [`Error::MessageTooLarge`] (the stream is then left inside that frame). Only
+    /// [`Error::Eof`] (the peer closed between frames) leaves the stream usable; a
+    /// frame cut short by an end of file is a [`truncated`] error (`UnexpectedEof`), never
+    /// `Eof`. `exact`: reads nothing past this frame (the authentication handshake,
+    /// after which a caller may go on reading the socket itself). The body goes where
+    /// `dest` says.
     pub(super) fn next(
         &mut self,
         fd: BorrowedFd<'_>,
@@ -247,6 +224,7 @@ impl RecvBuf {
         max: usize,
         spin: u64,
         exact: bool,
+        dest: Dest<'_>,
     ) -> Result<(Body, Vec<OwnedFd>)> {
         let (h, len) = self.header(fd, kind, spin, exact)?;
         if len > max {
@@ -257,56 +235,65 @@ impl RecvBuf {
         let from = self.pos;
         if total <= BUF {
             while self.end - self.start < total {
-                let limit = if exact {
-                    total - (self.end - self.start)
-                } else {
-                    usize::MAX
-                };
+                let have = self.end - self.start;
+                let limit = if exact { total - have } else { usize::MAX };
                 if self.fill_wait(fd, kind, spin, limit)? == 0 {
-                    return Err(Error::Eof);
+                    return Err(truncated(have - h, len).into());
                 }
             }
             let fds = self.take_fds(from, from + total as u64);
-            let body = self.start + h..self.start + total;
+            let range = self.start + h..self.start + total;
             self.start += total;
             self.pos += total as u64;
-            return Ok((Body::InBuf(body), fds));
+            let body = match dest {
+                Dest::Slice(out) if out.len() >= len => {
+                    out[..len].copy_from_slice(&self.buf[range]);
+                    Body::Into(len)
+                }
+                Dest::Vec(out) => {
+                    out.clear();
+                    out.extend_from_slice(&self.buf[range]);
+                    Body::Into(len)
+                }
+                Dest::Own | Dest::Slice(_) => Body::InBuf(range),
+            };
+            return Ok((body, fds));
         }
         // a large frame: what is here (less than the frame), then the rest straight
-        // into the message's buffer, never reading past the frame's end
-        let here = self.end - self.start;
-        let mut out = Vec::with_capacity(len.min(CHUNK));
-        out.extend_from_slice(&self.buf[self.start + h..self.end]);
-        self.start = self.end;
-        self.pos += here as u64;
+        // into its destination, never reading past the frame's end
+        let here = self.start + h..self.end;
         let fds = self.take_fds(from, from.saturating_add(total as u64));
-        while out.len() < len {
-            let want = (len - out.len()).min(CHUNK);
-            let n = reduction::read_append(fd, &mut out, want)?;
-            if n == 0 {
-                return Err(Error::Eof);
+        let body = match dest {
+            Dest::Slice(out) if out.len() >= len => {
+                let got = here.len();
+                out[..got].copy_from_slice(&self.buf[here]);
+                self.consume();
+                reduction::read_body_into_slice(fd, &mut out[..len], got)?;
+                Body::Into(len)
             }
-            self.pos += n as u64;
-        }
-        Ok((Body::Owned(out), fds))
+            Dest::Vec(out) => {
+                out.clear();
+                out.reserve_exact(len.min(reduction::CHUNK));
+                out.extend_from_slice(&self.buf[here]);
+                self.consume();
+                reduction::read_body_into_vec(fd, out, len)?;
+                Body::Into(len)
+            }
+            Dest::Own | Dest::Slice(_) => {
+                let mut out = Vec::with_capacity(len.min(reduction::CHUNK));
+                out.extend_from_slice(&self.buf[here]);
+                self.consume();
+                reduction::read_body_into_vec(fd, &mut out, len)?;
+                Body::Owned(out)
+            }
+        };
+        self.pos = from + total as u64;
+        Ok((body, fds))
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn headers_parse_and_refuse_garbage() {
-        assert_eq!(parse(&[0, 0]).unwrap(), None);
-        assert_eq!(parse(&[0, 0, 1, 0, 9]).unwrap(), Some((4, 256)));
-        let mut big = (-1i32).to_be_bytes().to_vec();
-        assert_eq!(parse(&big).unwrap(), None);
-        big.extend_from_slice(&(1u64 << 33).to_be_bytes());
-        assert_eq!(parse(&big).unwrap(), Some((12, 1 << 33)));
-        assert!(parse(&(-2i32).to_be_bytes()).is_err());
-        let mut huge = (-1i32).to_be_bytes().to_vec();
-        huge.extend_from_slice(&u64::MAX.to_be_bytes());
-        assert_eq!(parse(&huge).unwrap(), Some((12, usize::MAX)));
+    /// Drops what the buffer holds (the start of a large frame, now copied out).
+    fn consume(&mut self) {
+        self.pos += (self.end - self.start) as u64;
+        self.start = self.end;
     }
 }

@@ -1,16 +1,15 @@
 //! The manager's own channel: CPython frames (4-byte big-endian length, then the body)
-//! over a Unix or TCP stream, authenticated with CPython's handshake, read through a
-//! buffer.
+//! over a Unix or TCP stream, authenticated with CPython's handshake.
 //!
-//! Why not [`Connection`] itself: a `Connection` reads a frame's header and body with
-//! two system calls and never buffers ahead (so that `wait`/`poll` stay exact and a
-//! connection can be handed to another process). A manager call is one request and one
-//! reply on a private stream, and its latency is its system calls: reading through a
-//! buffer makes a round trip one `write` and (usually) one `read` on each side, as the
-//! OS floor. The handshake still runs on a `Connection` over a duplicate of the stream
-//! (the handshake reads exactly its own frames, so nothing is left behind), and the
-//! frames stay CPython's. Manager messages carry no file descriptors: a handle inside
-//! a proxied call's arguments is refused by the codec.
+//! A manager call is one request and one reply on a private stream, and its latency is
+//! its system calls. The receiving side is a [`Connection`] over a duplicate of the
+//! stream, which reads through its own buffer (a small frame's header and body in one
+//! `recvmsg`) and decodes a small reply in place; the handshake runs on that same
+//! `Connection`. The sending side writes each frame with one `write` from a buffer the
+//! channel reuses (a `Connection`'s `send` would allocate one per message), so a round
+//! trip is one `write` and (usually) one read on each side, as the OS floor. Manager
+//! messages carry no file descriptors: a handle inside a proxied call's arguments is
+//! refused by the codec.
 //!
 //! The server keeps a clone of every accepted stream, so a shutdown can close them all
 //! and wake the threads blocked reading them.
@@ -19,7 +18,7 @@ use crate::connection::{answer_challenge, deliver_challenge, Address, Connection
 use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::io::{BufReader, Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -43,8 +42,9 @@ impl Stream {
         })
     }
 
-    /// A `Connection` over a duplicate of the stream, for the handshake.
-    fn handshake_conn(&self) -> Result<Connection> {
+    /// A `Connection` over a duplicate of the stream: the handshake, then the channel's
+    /// receiving side.
+    fn conn(&self) -> Result<Connection> {
         Ok(match self.try_clone()? {
             Stream::Unix(s) => Connection::from_unix_stream(s),
             Stream::Tcp(s) => Connection::from_tcp_stream(s),
@@ -57,15 +57,6 @@ impl Stream {
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
         };
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
     }
 }
 
@@ -83,19 +74,20 @@ impl Write for &Stream {
 
 /// One end of an authenticated manager channel.
 pub(crate) struct Channel {
+    /// The sending side (and what a shutdown closes).
     stream: Stream,
-    reader: BufReader<Stream>,
+    /// The receiving side, over a duplicate of `stream`.
+    conn: Connection,
     out: Vec<u8>,
 }
 
 impl Channel {
-    fn new(stream: Stream) -> Result<Channel> {
-        let reader = BufReader::with_capacity(64 << 10, stream.try_clone()?);
-        Ok(Channel {
+    fn new(stream: Stream, conn: Connection) -> Channel {
+        Channel {
             stream,
-            reader,
+            conn,
             out: Vec::new(),
-        })
+        }
     }
 
     /// A clone of the stream (for shutting it down from elsewhere).
@@ -121,28 +113,19 @@ impl Channel {
         Ok(())
     }
 
-    /// Receives one frame and decodes it; [`Error::Eof`] when the peer closed between
-    /// frames, [`Error::Codec`] for bytes that do not decode (the frame is consumed).
+    /// Receives one frame and decodes it; [`Error::Eof`] when the peer closed (between
+    /// frames or within one: a manager's private stream is dead either way, and the
+    /// proxies report both as the server gone), [`Error::Codec`] for bytes that do not
+    /// decode (the frame is consumed).
     pub(crate) fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
-        let mut header = [0u8; 4];
-        match self.reader.read_exact(&mut header) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(Error::Eof),
-            Err(e) => return Err(e.into()),
+        match self
+            .conn
+            .recv_frame_with(MAX_FRAME - 1, crate::codec::decode)
+        {
+            Ok(r) => r,
+            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::Eof),
+            Err(e) => Err(e),
         }
-        let len = i32::from_be_bytes(header);
-        if len < 0 || len as usize >= MAX_FRAME {
-            return Err(Error::Codec(
-                format!("malformed frame header: length {len}").into(),
-            ));
-        }
-        let len = len as usize;
-        let mut body = Vec::with_capacity(len.min(1 << 20));
-        (&mut self.reader).take(len as u64).read_to_end(&mut body)?;
-        if body.len() != len {
-            return Err(Error::Eof);
-        }
-        crate::codec::decode(&body)
     }
 }
 
@@ -164,11 +147,10 @@ pub(crate) fn connect(address: &Address, authkey: &[u8]) -> Result<Channel> {
         },
         Address::Inet(host, port) => Stream::Tcp(crate::connection::connect_tcp(host, *port)?),
     };
-    let conn = stream.handshake_conn()?;
+    let conn = stream.conn()?;
     answer_challenge(&conn, authkey)?;
     deliver_challenge(&conn, authkey)?;
-    drop(conn);
-    Channel::new(stream)
+    Ok(Channel::new(stream, conn))
 }
 
 enum Sock {
@@ -282,9 +264,8 @@ impl Drop for ManagerListener {
 
 /// The server's side of the handshake (deliver, then answer) on an accepted stream.
 pub(crate) fn authenticate(stream: Stream, authkey: &[u8]) -> Result<Channel> {
-    let conn = stream.handshake_conn()?;
+    let conn = stream.conn()?;
     deliver_challenge(&conn, authkey)?;
     answer_challenge(&conn, authkey)?;
-    drop(conn);
-    Channel::new(stream)
+    Ok(Channel::new(stream, conn))
 }

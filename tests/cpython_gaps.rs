@@ -193,3 +193,541 @@ fn manager_barrier_single_party_and_n_waiting() {
     both.sort();
     assert_eq!(both, [0, 1]);
 }
+
+// ------------------------- _TestLock, _TestSemaphore, _TestEvent: manager variant
+
+/// `_TestLock.test_lock`, `test_rlock`, `test_lock_context` on a manager's proxies.
+#[test]
+fn manager_lock_and_rlock() {
+    let m = Manager::new().unwrap();
+    let lock = m.lock().unwrap();
+    assert!(lock.acquire().unwrap());
+    assert!(!lock.try_acquire().unwrap());
+    lock.release().unwrap();
+    assert!(lock.release().is_err());
+    let rlock = m.rlock().unwrap();
+    for _ in 0..3 {
+        assert!(rlock.acquire().unwrap());
+    }
+    for _ in 0..3 {
+        rlock.release().unwrap();
+    }
+    assert!(rlock.release().is_err());
+    {
+        let _g = lock.lock().unwrap();
+        assert!(!lock.try_acquire().unwrap());
+    }
+    assert!(lock.try_acquire().unwrap());
+    lock.release().unwrap();
+    // an RLock held by one client thread is not the other's
+    assert!(rlock.acquire().unwrap());
+    let r2 = rlock.clone();
+    let other = std::thread::spawn(move || (r2.try_acquire().unwrap(), r2.release().is_err()));
+    assert_eq!(other.join().unwrap(), (false, true));
+    rlock.release().unwrap();
+}
+
+/// `_TestSemaphore.test_semaphore` / `test_bounded_semaphore` on a manager's proxies
+/// (CPython's `get_value` helper reads the value where the proxy can).
+#[test]
+fn manager_semaphores() {
+    let m = Manager::new().unwrap();
+    let check = |sem: &mp::managers::SemaphoreProxy| {
+        assert_eq!(sem.get_value().unwrap(), 2);
+        assert!(sem.acquire().unwrap());
+        assert_eq!(sem.get_value().unwrap(), 1);
+        assert!(sem.acquire().unwrap());
+        assert_eq!(sem.get_value().unwrap(), 0);
+        assert!(!sem.try_acquire().unwrap());
+        assert_eq!(sem.get_value().unwrap(), 0);
+        sem.release().unwrap();
+        assert_eq!(sem.get_value().unwrap(), 1);
+        sem.release().unwrap();
+        assert_eq!(sem.get_value().unwrap(), 2);
+    };
+    let sem = m.semaphore(2).unwrap();
+    check(&sem);
+    sem.release().unwrap();
+    assert_eq!(sem.get_value().unwrap(), 3);
+    sem.release().unwrap();
+    assert_eq!(sem.get_value().unwrap(), 4);
+    let bsem = m.bounded_semaphore(2).unwrap();
+    check(&bsem);
+    assert!(matches!(bsem.release(), Err(Error::InvalidState(_))));
+    assert_eq!(bsem.get_value().unwrap(), 2);
+    // timeouts of a zero semaphore
+    let sem = m.semaphore(0).unwrap();
+    let (r, took) = timed(|| sem.acquire_timeout(TIMEOUT2).unwrap());
+    assert!(!r);
+    almost(took, TIMEOUT2);
+    let (r, took) = timed(|| sem.acquire_timeout(Duration::ZERO).unwrap());
+    assert!(!r);
+    assert!(took < Duration::from_secs(1));
+}
+
+#[mp::task]
+fn mgr_event_f(event: mp::managers::EventProxy) {
+    std::thread::sleep(TIMEOUT2);
+    event.set().unwrap();
+}
+
+/// `_TestEvent.test_event` on a manager's event: `wait` returns the flag.
+#[test]
+fn manager_event() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let event = m.event().unwrap();
+        assert!(!event.is_set().unwrap());
+        let (r, took) = timed(|| event.wait(Some(Duration::ZERO)).unwrap());
+        assert!(!r);
+        assert!(took < Duration::from_secs(1));
+        let (r, took) = timed(|| event.wait(Some(TIMEOUT1)).unwrap());
+        assert!(!r);
+        almost(took, TIMEOUT1);
+        event.set().unwrap();
+        assert!(event.is_set().unwrap());
+        assert!(event.wait(None).unwrap());
+        assert!(event.wait(Some(TIMEOUT1)).unwrap());
+        event.clear().unwrap();
+        let p = ctx.process(mgr_event_f, (event.clone(),));
+        p.start().unwrap();
+        assert!(event.wait(Some(LONG)).unwrap());
+        join_ok(&p);
+    });
+}
+
+// ----------------------------------------------- _TestCondition: manager variant
+
+#[mp::task]
+fn mgr_cond_f(
+    cond: mp::managers::ConditionProxy,
+    sleeping: mp::managers::SemaphoreProxy,
+    woken: mp::managers::SemaphoreProxy,
+    timeout: Option<Duration>,
+) {
+    cond.acquire().unwrap();
+    sleeping.release().unwrap();
+    cond.wait(timeout).unwrap();
+    woken.release().unwrap();
+    cond.release().unwrap();
+}
+
+/// Polls `f` until it returns `v` (CPython's assertReachesEventually), bounded.
+fn reaches(f: impl Fn() -> u32, v: u32) {
+    let t = Instant::now();
+    while f() != v {
+        assert!(t.elapsed() < LONG, "stuck at {} != {v}", f());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `_TestCondition.test_notify` / `test_notify_all` / `test_notify_n` on a manager's
+/// condition, with a process and a thread sleeping on it.
+#[test]
+fn manager_condition_notify() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let cond = m.condition(None).unwrap();
+        let sleeping = m.semaphore(0).unwrap();
+        let woken = m.semaphore(0).unwrap();
+        let mut procs = Vec::new();
+        let mut threads = Vec::new();
+        for _ in 0..3 {
+            let p = ctx.process(
+                mgr_cond_f,
+                (cond.clone(), sleeping.clone(), woken.clone(), None),
+            );
+            p.start().unwrap();
+            procs.push(p);
+            let (c, s, w) = (cond.clone(), sleeping.clone(), woken.clone());
+            threads.push(std::thread::spawn(move || mgr_cond_f(c, s, w, None)));
+        }
+        for _ in 0..6 {
+            assert!(sleeping.acquire_timeout(LONG).unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(woken.get_value().unwrap(), 0);
+        // wake one
+        cond.acquire().unwrap();
+        cond.notify(1).unwrap();
+        cond.release().unwrap();
+        reaches(|| woken.get_value().unwrap(), 1);
+        // wake two more
+        cond.acquire().unwrap();
+        cond.notify(2).unwrap();
+        cond.release().unwrap();
+        reaches(|| woken.get_value().unwrap(), 3);
+        // notify with nobody left over-notifies nothing; then wake the rest
+        cond.acquire().unwrap();
+        cond.notify_all().unwrap();
+        cond.release().unwrap();
+        reaches(|| woken.get_value().unwrap(), 6);
+        for p in &procs {
+            join_ok(p);
+        }
+        for t in threads {
+            t.join().unwrap();
+        }
+        // notify and wait without the lock are errors (RuntimeError in Python)
+        assert!(cond.notify(1).is_err());
+        assert!(cond.wait(Some(Duration::ZERO)).is_err());
+    });
+}
+
+#[mp::task]
+fn mgr_waitfor_f(cond: mp::managers::ConditionProxy, state: mp::managers::ValueProxy<i32>) {
+    cond.acquire().unwrap();
+    let ok = cond
+        .wait_for(|| state.get().unwrap() == 4, Some(LONG))
+        .unwrap();
+    assert!(ok);
+    assert_eq!(state.get().unwrap(), 4);
+    cond.release().unwrap();
+}
+
+#[mp::task]
+fn mgr_waitfor_timeout_f(
+    cond: mp::managers::ConditionProxy,
+    state: mp::managers::ValueProxy<i32>,
+    success: mp::managers::ValueProxy<bool>,
+    sem: mp::managers::SemaphoreProxy,
+) {
+    sem.release().unwrap();
+    cond.acquire().unwrap();
+    let t = Instant::now();
+    let r = cond
+        .wait_for(|| state.get().unwrap() == 4, Some(TIMEOUT1))
+        .unwrap();
+    let took = t.elapsed();
+    if !r && took + Duration::from_millis(5) >= TIMEOUT1 && took < Duration::from_secs(5) {
+        success.set(true).unwrap();
+    }
+    cond.release().unwrap();
+}
+
+/// `_TestCondition.test_waitfor`, `test_waitfor_timeout` and `test_wait_result` on a
+/// manager's condition.
+#[test]
+fn manager_condition_wait_for_and_wait_result() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let cond = m.condition(None).unwrap();
+        let state = m.value(0i32).unwrap();
+        cond.acquire().unwrap();
+        assert!(cond.wait_for(|| state.get().unwrap() == 0, None).unwrap());
+        assert!(!cond.wait_for(|| false, Some(Duration::ZERO)).unwrap());
+        let (r, took) = timed(|| cond.wait_for(|| false, Some(TIMEOUT1)).unwrap());
+        assert!(!r);
+        almost(took, TIMEOUT1);
+        cond.release().unwrap();
+        let p = ctx.process(mgr_waitfor_f, (cond.clone(), state.clone()));
+        p.start().unwrap();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(10));
+            cond.acquire().unwrap();
+            state.set(state.get().unwrap() + 1).unwrap();
+            cond.notify(1).unwrap();
+            cond.release().unwrap();
+        }
+        join_ok(&p);
+
+        let state = m.value(0i32).unwrap();
+        let success = m.value(false).unwrap();
+        let sem = m.semaphore(0).unwrap();
+        let p = ctx.process(
+            mgr_waitfor_timeout_f,
+            (cond.clone(), state.clone(), success.clone(), sem.clone()),
+        );
+        p.start().unwrap();
+        assert!(sem.acquire_timeout(LONG).unwrap());
+        // notify without ever satisfying the predicate
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(10));
+            cond.acquire().unwrap();
+            cond.notify(1).unwrap();
+            cond.release().unwrap();
+        }
+        join_ok(&p);
+        assert!(success.get().unwrap());
+
+        // test_wait_result: wait returns false on timeout, true when notified
+        cond.acquire().unwrap();
+        assert!(!cond.wait(Some(Duration::ZERO)).unwrap());
+        assert!(!cond.wait(Some(TIMEOUT1)).unwrap());
+        let c2 = cond.clone();
+        let t = std::thread::spawn(move || {
+            c2.acquire().unwrap();
+            c2.notify(1).unwrap();
+            c2.release().unwrap();
+        });
+        assert!(cond.wait(Some(LONG)).unwrap());
+        cond.release().unwrap();
+        t.join().unwrap();
+    });
+}
+
+// ------------------------------------------------------------------- _TestPool
+
+#[mp::task]
+fn sqr(x: i64) -> i64 {
+    x * x
+}
+
+#[mp::task]
+fn mul(x: i64, y: i64) -> i64 {
+    x * y
+}
+
+#[mp::task]
+fn sqr_after(x: i64, ms: u64) -> i64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    x * x
+}
+
+#[mp::task]
+fn fail_on(x: i64, bad: i64) -> i64 {
+    if x == bad {
+        panic!("SayWhenError: {x}");
+    }
+    x * x
+}
+
+fn squares(r: std::ops::Range<i64>) -> Vec<i64> {
+    r.map(|x| x * x).collect()
+}
+
+/// Chunk sizes larger than the input, equal to it, and not dividing it: every result
+/// once, in order, for `map`, `starmap`, `imap` and `imap_unordered`.
+#[test]
+fn pool_chunksize_edges() {
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(2)).unwrap();
+        for cs in [1, 2, 3, 7, 10, 11, 1000] {
+            assert_eq!(pool.map_chunked(sqr, 0..10, cs).unwrap(), squares(0..10));
+            assert_eq!(
+                pool.map_async_chunked(sqr, 0..10, cs)
+                    .get_timeout(LONG)
+                    .unwrap(),
+                squares(0..10)
+            );
+            let pairs: Vec<(i64, i64)> = (0..10).map(|i| (i, i + 1)).collect();
+            let want: Vec<i64> = pairs.iter().map(|(a, b)| a * b).collect();
+            assert_eq!(pool.starmap_chunked(mul, pairs, cs).unwrap(), want);
+            let got: Vec<i64> = pool
+                .imap_chunked(sqr, 0..10, cs)
+                .map(|r| r.unwrap())
+                .collect();
+            assert_eq!(got, squares(0..10));
+            let mut got: Vec<i64> = pool
+                .imap_unordered_chunked(sqr, 0..10, cs)
+                .map(|r| r.unwrap())
+                .collect();
+            got.sort();
+            assert_eq!(got, squares(0..10));
+        }
+        // empty inputs, with a chunk size too (test_map_chunksize, test_empty_iterable)
+        let empty = Vec::<i64>::new;
+        assert_eq!(pool.map_chunked(sqr, empty(), 1).unwrap(), empty());
+        assert_eq!(
+            pool.map_async_chunked(sqr, empty(), 1)
+                .get_timeout(TIMEOUT1 * 10)
+                .unwrap(),
+            empty()
+        );
+        assert_eq!(pool.starmap(mul, Vec::<(i64, i64)>::new()).unwrap(), empty());
+        assert_eq!(
+            pool.starmap_async(mul, Vec::<(i64, i64)>::new())
+                .get_timeout(LONG)
+                .unwrap(),
+            empty()
+        );
+        assert_eq!(pool.imap_chunked(sqr, empty(), 5).count(), 0);
+        assert_eq!(pool.imap_unordered_chunked(sqr, empty(), 5).count(), 0);
+    });
+}
+
+/// `imap` keeps input order whatever order the results finish in, `next_timeout`
+/// raises `TimeoutError` without losing the item, and an exhausted iterator stays
+/// exhausted (StopIteration again).
+#[test]
+fn pool_imap_order_timeout_and_exhaustion() {
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(3)).unwrap();
+        let items: Vec<(i64, u64)> = vec![(0, 300), (1, 0), (2, 100), (3, 0)];
+        let mut it = pool.imap(sqr_after_pair, items);
+        match it.next_timeout(Duration::from_millis(20)) {
+            Some(Err(Error::Timeout)) => {}
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        let got: Vec<i64> = it.by_ref().map(|r| r.unwrap()).collect();
+        assert_eq!(got, vec![0, 1, 4, 9]);
+        assert!(it.next().is_none());
+        assert!(it.next().is_none());
+        assert!(it.next_timeout(Duration::from_millis(10)).is_none());
+        // a failing item fails only itself; later items still arrive in order
+        let got: Vec<Result<i64>> = pool.imap(fail_on_pair, (0..6).map(|x| (x, 3))).collect();
+        for (i, r) in got.iter().enumerate() {
+            if i == 3 {
+                assert!(matches!(r, Err(Error::TaskPanicked { .. })), "{r:?}");
+            } else {
+                assert_eq!(*r.as_ref().unwrap(), (i * i) as i64);
+            }
+        }
+        // map fails as a whole with the failing item's error
+        match pool.starmap(fail_on, (0..6).map(|x| (x, 3))) {
+            Err(Error::TaskPanicked { message, .. }) => {
+                assert!(message.contains("SayWhenError: 3"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[mp::task]
+fn sqr_after_pair(p: (i64, u64)) -> i64 {
+    sqr_after(p.0, p.1)
+}
+
+#[mp::task]
+fn fail_on_pair(p: (i64, i64)) -> i64 {
+    fail_on(p.0, p.1)
+}
+
+/// `AsyncResult`: `ready`, `successful` (ValueError before ready), `wait_timeout`'s
+/// return, `get` repeatable, callbacks see the value or the error.
+#[test]
+fn pool_async_result_states() {
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(2)).unwrap();
+        let r = pool.apply_async(sqr_after, (7, 300));
+        assert!(!r.ready());
+        assert!(matches!(r.successful(), Err(Error::InvalidState(_))));
+        assert!(!r.wait_timeout(Duration::from_millis(10)));
+        assert!(matches!(
+            r.get_timeout(Duration::from_millis(10)),
+            Err(Error::Timeout)
+        ));
+        assert!(r.wait_timeout(LONG));
+        assert!(r.ready());
+        assert!(r.successful().unwrap());
+        assert_eq!(r.get().unwrap(), 49);
+        // (a second get of a value is InvalidState: the value moved to the first caller)
+        assert!(r.successful().unwrap());
+        let bad = pool.apply_async(fail_on, (3, 3));
+        bad.wait();
+        assert!(bad.ready());
+        assert!(!bad.successful().unwrap());
+        // Python re-raises a failed result's error on every get
+        for _ in 0..3 {
+            let e = bad.get_timeout(LONG);
+            assert!(matches!(e, Err(Error::TaskPanicked { .. })), "{e:?}");
+        }
+        // map_async's callbacks get the whole list or the error
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx2 = tx.clone();
+        let m = pool.map_async_with(
+            sqr,
+            0..5,
+            move |v| tx.send(Ok(v.clone())).unwrap(),
+            move |e| tx2.send(Err(e.to_string())).unwrap(),
+        );
+        assert_eq!(m.get_timeout(LONG).unwrap(), squares(0..5));
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(squares(0..5)));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx2 = tx.clone();
+        let r = pool.apply_async_with(
+            sqr,
+            (9,),
+            move |v| tx.send(Ok(*v)).unwrap(),
+            move |e| tx2.send(Err(e.to_string())).unwrap(),
+        );
+        assert_eq!(r.get_timeout(LONG).unwrap(), 81);
+        assert_eq!(rx.recv_timeout(LONG).unwrap(), Ok(81));
+    });
+}
+
+/// After `close()` (and after `terminate()`) new work is refused with ValueError("Pool
+/// not running"), through `get()` for the async forms; `close`, `terminate` and `join`
+/// may be repeated; work queued before `close` still completes.
+#[test]
+fn pool_after_close_and_terminate() {
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(2)).unwrap();
+        let queued: Vec<_> = (0..6).map(|i| pool.apply_async(sqr_after, (i, 50))).collect();
+        pool.close().unwrap();
+        pool.close().unwrap();
+        let refused = pool.apply_async(sqr, (2,)).get_timeout(LONG);
+        assert!(matches!(refused, Err(Error::InvalidState(_))), "{refused:?}");
+        assert!(matches!(pool.map(sqr, 0..3), Err(Error::InvalidState(_))));
+        assert!(matches!(
+            pool.starmap(mul, vec![(1, 2)]),
+            Err(Error::InvalidState(_))
+        ));
+        let first = pool.imap_unordered(sqr, 0..3).next();
+        assert!(matches!(first, Some(Err(Error::InvalidState(_)))), "{first:?}");
+        within(LONG, "join after close", {
+            let pool = std::sync::Arc::new(pool);
+            let p = pool.clone();
+            move || {
+                p.join().unwrap();
+                p.join().unwrap();
+                p.terminate().unwrap();
+            }
+        });
+        for (i, r) in queued.iter().enumerate() {
+            assert_eq!(r.get_timeout(LONG).unwrap(), (i * i) as i64);
+        }
+
+        let pool = ctx.pool(Some(2)).unwrap();
+        let pending = pool.apply_async(sqr_after, (1, 60_000));
+        let (r, took) = timed(|| {
+            pool.terminate()?;
+            pool.terminate()?;
+            pool.join()
+        });
+        r.unwrap();
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        // the task that was running does not hang its result
+        assert!(pending.get_timeout(LONG).is_err());
+        assert!(pool.close().is_ok() || pool.close().is_err());
+        assert!(matches!(
+            pool.apply(sqr, (1,)),
+            Err(Error::InvalidState(_))
+        ));
+    });
+}
+
+/// Dropping a pool (CPython's `with Pool() as p:` exit) while work is outstanding
+/// terminates it without hanging; its results report an error instead of blocking.
+#[test]
+fn pool_drop_with_outstanding_work() {
+    for_each_method(|ctx| {
+        let (r, took) = timed(|| {
+            let pool = ctx.pool(Some(2)).unwrap();
+            let r = pool.map_async_chunked(sqr_after_pair, vec![(1i64, 60_000u64); 50], 1);
+            drop(pool);
+            r
+        });
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        assert!(r.get_timeout(LONG).is_err());
+    });
+}
+
+/// `maxtasksperchild=1` with `map`/`imap` over many items: each worker runs one chunk
+/// and is replaced, and nothing is lost.
+#[test]
+fn pool_maxtasksperchild_one_with_map() {
+    for_each_method(|ctx| {
+        let pool = ctx
+            .pool_builder()
+            .processes(2)
+            .maxtasksperchild(1)
+            .build()
+            .unwrap();
+        assert_eq!(pool.map_chunked(sqr, 0..12, 1).unwrap(), squares(0..12));
+        let got: Vec<i64> = pool.imap(sqr, 0..12).map(|r| r.unwrap()).collect();
+        assert_eq!(got, squares(0..12));
+        pool.close().unwrap();
+        within(LONG, "join", move || pool.join().unwrap());
+    });
+}

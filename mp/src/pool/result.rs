@@ -244,6 +244,12 @@ impl<R> AsyncResult<R> {
     fn take(mut s: MutexGuard<'_, Slot<R>>) -> Result<R> {
         match std::mem::replace(&mut *s, Slot::Pending) {
             Slot::Pending => Err(Error::Timeout),
+            // an error stays: every later `get` raises it again, as in Python
+            Slot::Ready(Err(e)) => {
+                let again = copy_error(&e);
+                *s = Slot::Ready(Err(e));
+                Err(again)
+            }
             Slot::Ready(v) => {
                 *s = Slot::Taken { ok: v.is_ok() };
                 v
@@ -259,7 +265,8 @@ impl<R> AsyncResult<R> {
 
     /// `get()`: waits for the result and moves it out (the task's error if it failed).
     /// A second `get` after a successful one is [`Error::InvalidState`]: the value
-    /// has moved to the first caller.
+    /// has moved to the first caller (`R` need not be `Clone`). A failed result
+    /// returns its error (a copy) on every `get`, as Python re-raises it.
     pub fn get(&self) -> Result<R> {
         Self::take(self.wait_until(None))
     }

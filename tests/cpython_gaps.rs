@@ -731,3 +731,196 @@ fn pool_maxtasksperchild_one_with_map() {
         within(LONG, "join", move || pool.join().unwrap());
     });
 }
+
+// ------------------------------------------- _TestValue, _TestArray, _TestSharedCTypes
+
+/// Zero-length arrays, indexes out of range (IndexError), the C-string view of a
+/// `c_char` array (`.value` stops at the first NUL, a too long value is ValueError, a
+/// value of exactly the array's length needs no terminator).
+#[test]
+fn array_edges() {
+    let a: Array<i32> = Array::new(0).unwrap();
+    assert_eq!(a.len(), 0);
+    assert!(a.is_empty());
+    assert!(a.to_vec().is_empty());
+    assert!(a.get(0).is_err());
+    assert!(a.set(0, 1).is_err());
+    let r: RawArray<f64> = RawArray::new(0).unwrap();
+    assert!(r.to_vec().is_empty());
+    let a = Array::from_slice(&[1i64, 2, 3]).unwrap();
+    assert!(a.get(3).is_err());
+    assert!(a.set(3, 0).is_err());
+    assert_eq!(a.to_vec(), vec![1, 2, 3]);
+
+    let s: Array<u8> = Array::new(5).unwrap();
+    assert_eq!(s.value(), b"");
+    s.set_value(b"hello").unwrap();
+    assert_eq!(s.value(), b"hello");
+    assert_eq!(s.raw(), b"hello");
+    s.set_value(b"hi").unwrap();
+    assert_eq!(s.value(), b"hi");
+    assert_eq!(&s.raw()[..3], b"hi\0");
+    assert!(s.set_value(b"toolong").is_err());
+    assert_eq!(s.value(), b"hi");
+    let raw: RawArray<u8> = RawArray::from_slice(b"abc\0ef").unwrap();
+    assert_eq!(raw.value(), b"abc");
+    assert_eq!(raw.raw(), b"abc\0ef");
+}
+
+/// `Value(..., lock=lock)` / `Array(..., lock=lock)`: `get_lock()` is that very lock
+/// (held through one, held through the other), a plain `Lock` works as well as an
+/// `RLock`, and `copy` / `synchronized` behave as `sharedctypes.copy` /
+/// `sharedctypes.synchronized` (a copy is independent, a synchronized wrapper shares
+/// the raw object's memory).
+#[test]
+fn value_and_array_locks_copy_synchronized() {
+    let lock = Lock::new().unwrap();
+    let v = Value::with_lock(5i32, lock.clone()).unwrap();
+    assert!(v.get_lock().acquire_timeout(Duration::ZERO));
+    assert!(!lock.try_acquire());
+    v.get_lock().release().unwrap();
+    assert!(lock.try_acquire());
+    lock.release().unwrap();
+    *v.lock() += 1;
+    assert_eq!(v.get(), 6);
+    assert!(!lock.is_locked());
+
+    let rlock = RLock::new().unwrap();
+    let arr = Array::from_slice_with_lock(&[1.5f64, 2.5], rlock.clone()).unwrap();
+    {
+        let g = arr.lock();
+        assert_eq!(&*g, &[1.5, 2.5]);
+        // the guard holds the given RLock
+        let r2 = rlock.clone();
+        let other = std::thread::spawn(move || r2.try_acquire());
+        assert!(!other.join().unwrap());
+    }
+    assert!(rlock.try_acquire());
+    rlock.release().unwrap();
+
+    let raw = RawValue::new(7u64).unwrap();
+    let synced = sharedctypes::synchronized(raw.clone(), None).unwrap();
+    synced.set(8);
+    assert_eq!(raw.get(), 8);
+    let copied = sharedctypes::copy(&raw).unwrap();
+    copied.set(9);
+    assert_eq!(raw.get(), 8);
+    assert_eq!(copied.get(), 9);
+
+    let raw_arr = RawArray::from_slice(&[1u16, 2, 3]).unwrap();
+    let copied = sharedctypes::copy(&raw_arr).unwrap();
+    copied.set(0, 100).unwrap();
+    assert_eq!(raw_arr.to_vec(), vec![1, 2, 3]);
+    assert_eq!(copied.to_vec(), vec![100, 2, 3]);
+    let synced = sharedctypes::synchronized(raw_arr.clone(), Some(Lock::new().unwrap().into()))
+        .unwrap();
+    synced.set(2, 30).unwrap();
+    assert_eq!(raw_arr.to_vec(), vec![1, 2, 30]);
+    assert_eq!(synced.get_lock().release().is_err(), true);
+}
+
+#[mp::task]
+fn bump_under_given_lock(v: Value<i64>, lock: Lock, n: u32) {
+    for _ in 0..n {
+        let _g = lock.lock();
+        v.get_obj().set(v.get_obj().get() + 1);
+    }
+}
+
+/// A `Value` built on a caller's lock, shared with children that use that lock
+/// directly: no lost updates (`Value(typecode, v, lock=lock)` in the docs).
+#[test]
+fn value_with_a_shared_lock_across_processes() {
+    for_each_method(|ctx| {
+        let lock = ctx.lock().unwrap();
+        let v = Value::with_lock(0i64, lock.clone()).unwrap();
+        let ps: Vec<Process> = (0..3)
+            .map(|_| ctx.process(bump_under_given_lock, (v.clone(), lock.clone(), 200)))
+            .collect();
+        for p in &ps {
+            p.start().unwrap();
+        }
+        for _ in 0..200 {
+            *v.lock() += 1;
+        }
+        for p in &ps {
+            join_ok(p);
+        }
+        assert_eq!(v.get(), 800);
+    });
+}
+
+// ---------------------------------------------------------------- _TestSharedMemory
+
+/// Sizes and lengths as CPython reports them, `close()` twice, an attached handle's
+/// size, and `ShareableList` storage: each `str`/`bytes` slot is a multiple of 8 bytes
+/// with room to grow to it, trailing NULs are not part of the value, and typed lists
+/// refuse a slot of another type.
+#[test]
+fn shared_memory_and_shareable_list_edges() {
+    let shm = SharedMemory::create(None, 512).unwrap();
+    let other = SharedMemory::attach(shm.name()).unwrap();
+    assert_eq!(other.size(), shm.size());
+    other.close().unwrap();
+    other.close().unwrap();
+    shm.unlink().unwrap();
+
+    let items = vec![
+        shared_memory::Item::Str(String::new()),
+        shared_memory::Item::Str("12345678".into()),
+        shared_memory::Item::Bytes(Vec::new()),
+        shared_memory::Item::Bytes(b"12345678".to_vec()),
+        shared_memory::Item::Float(1.5),
+        shared_memory::Item::None,
+        shared_memory::Item::Bool(true),
+        shared_memory::Item::Int(-1),
+    ];
+    let sl = ShareableList::new(&items).unwrap();
+    assert_eq!(sl.format(), "8s16s8s16sdxxxxxx?xxxxxxxx?q");
+    for (i, it) in items.iter().enumerate() {
+        assert_eq!(&sl.get(i).unwrap(), it);
+    }
+    // "" got 8 bytes of room, "12345678" 16
+    sl.set(0, shared_memory::Item::Str("abcdefgh".into()))
+        .unwrap();
+    assert!(sl
+        .set(0, shared_memory::Item::Str("abcdefghi".into()))
+        .is_err());
+    sl.set(1, shared_memory::Item::Str("x".repeat(16))).unwrap();
+    assert!(sl.set(1, shared_memory::Item::Str("x".repeat(17))).is_err());
+    assert_eq!(sl.get(1).unwrap(), shared_memory::Item::Str("x".repeat(16)));
+    // a slot may change type (int → str within 8 bytes, str → int)
+    sl.set(7, shared_memory::Item::Str("seven".into())).unwrap();
+    assert_eq!(sl.get(7).unwrap(), shared_memory::Item::Str("seven".into()));
+    sl.set(0, shared_memory::Item::Int(3)).unwrap();
+    assert_eq!(sl.get(0).unwrap(), shared_memory::Item::Int(3));
+    assert_eq!(sl.count(&shared_memory::Item::None).unwrap(), 1);
+    assert_eq!(sl.index(&shared_memory::Item::Bool(true)).unwrap(), 6);
+    sl.shm().unlink().unwrap();
+
+    // trailing NULs are stripped on read, as CPython's rstrip(b'\x00')
+    let sl = ShareableList::new(&[b"ab\0".to_vec()]).unwrap();
+    assert_eq!(sl.get(0).unwrap(), b"ab".to_vec());
+    sl.shm().unlink().unwrap();
+
+    // a typed view of a slot of another type is an error, not a wrong value
+    let mixed = ShareableList::new(&[
+        shared_memory::Item::Int(1),
+        shared_memory::Item::Str("s".into()),
+    ])
+    .unwrap();
+    let ints: ShareableList<i64> = ShareableList::attach(mixed.shm().name()).unwrap();
+    assert_eq!(ints.get(0).unwrap(), 1);
+    assert!(ints.get(1).is_err());
+    let strs: ShareableList<String> = ShareableList::attach(mixed.shm().name()).unwrap();
+    assert!(strs.get(0).is_err());
+    assert_eq!(strs.get(1).unwrap(), "s");
+    mixed.shm().unlink().unwrap();
+
+    // Option<T> items hold None
+    let opt = ShareableList::new(&[Some(1i64), None, Some(3)]).unwrap();
+    assert_eq!(opt.get(1).unwrap(), None);
+    opt.set(1, Some(2)).unwrap();
+    assert_eq!(opt.to_vec().unwrap(), vec![Some(1), Some(2), Some(3)]);
+    opt.shm().unlink().unwrap();
+}

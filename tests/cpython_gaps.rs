@@ -534,7 +534,10 @@ fn pool_chunksize_edges() {
                 .unwrap(),
             empty()
         );
-        assert_eq!(pool.starmap(mul, Vec::<(i64, i64)>::new()).unwrap(), empty());
+        assert_eq!(
+            pool.starmap(mul, Vec::<(i64, i64)>::new()).unwrap(),
+            empty()
+        );
         assert_eq!(
             pool.starmap_async(mul, Vec::<(i64, i64)>::new())
                 .get_timeout(LONG)
@@ -653,18 +656,26 @@ fn pool_async_result_states() {
 fn pool_after_close_and_terminate() {
     for_each_method(|ctx| {
         let pool = ctx.pool(Some(2)).unwrap();
-        let queued: Vec<_> = (0..6).map(|i| pool.apply_async(sqr_after, (i, 50))).collect();
+        let queued: Vec<_> = (0..6)
+            .map(|i| pool.apply_async(sqr_after, (i, 50)))
+            .collect();
         pool.close().unwrap();
         pool.close().unwrap();
         let refused = pool.apply_async(sqr, (2,)).get_timeout(LONG);
-        assert!(matches!(refused, Err(Error::InvalidState(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(Error::InvalidState(_))),
+            "{refused:?}"
+        );
         assert!(matches!(pool.map(sqr, 0..3), Err(Error::InvalidState(_))));
         assert!(matches!(
             pool.starmap(mul, vec![(1, 2)]),
             Err(Error::InvalidState(_))
         ));
         let first = pool.imap_unordered(sqr, 0..3).next();
-        assert!(matches!(first, Some(Err(Error::InvalidState(_)))), "{first:?}");
+        assert!(
+            matches!(first, Some(Err(Error::InvalidState(_)))),
+            "{first:?}"
+        );
         within(LONG, "join after close", {
             let pool = std::sync::Arc::new(pool);
             let p = pool.clone();
@@ -690,10 +701,7 @@ fn pool_after_close_and_terminate() {
         // the task that was running does not hang its result
         assert!(pending.get_timeout(LONG).is_err());
         assert!(pool.close().is_ok() || pool.close().is_err());
-        assert!(matches!(
-            pool.apply(sqr, (1,)),
-            Err(Error::InvalidState(_))
-        ));
+        assert!(matches!(pool.apply(sqr, (1,)), Err(Error::InvalidState(_))));
     });
 }
 
@@ -812,8 +820,8 @@ fn value_and_array_locks_copy_synchronized() {
     copied.set(0, 100).unwrap();
     assert_eq!(raw_arr.to_vec(), vec![1, 2, 3]);
     assert_eq!(copied.to_vec(), vec![100, 2, 3]);
-    let synced = sharedctypes::synchronized(raw_arr.clone(), Some(Lock::new().unwrap().into()))
-        .unwrap();
+    let synced =
+        sharedctypes::synchronized(raw_arr.clone(), Some(Lock::new().unwrap().into())).unwrap();
     synced.set(2, 30).unwrap();
     assert_eq!(raw_arr.to_vec(), vec![1, 2, 30]);
     assert_eq!(synced.get_lock().release().is_err(), true);
@@ -923,4 +931,234 @@ fn shared_memory_and_shareable_list_edges() {
     opt.set(1, Some(2)).unwrap();
     assert_eq!(opt.to_vec().unwrap(), vec![Some(1), Some(2), Some(3)]);
     opt.shm().unlink().unwrap();
+}
+
+// ------------------------------------------ TestSyncManagerTypes, _TestContainers
+
+#[mp::task]
+fn smt_event(o: mp::managers::EventProxy) {
+    assert!(o.is_set().unwrap());
+    assert!(o.wait(None).unwrap());
+    o.clear().unwrap();
+    assert!(!o.wait(Some(Duration::from_millis(1))).unwrap());
+}
+
+#[mp::task]
+fn smt_lock(o: mp::managers::LockProxy) {
+    assert!(o.acquire().unwrap());
+}
+
+#[mp::task]
+fn smt_rlock(o: mp::managers::RLockProxy) {
+    assert!(o.acquire().unwrap());
+    o.release().unwrap();
+}
+
+#[mp::task]
+fn smt_semaphore(o: mp::managers::SemaphoreProxy) {
+    assert!(o.acquire().unwrap());
+}
+
+#[mp::task]
+fn smt_condition(o: mp::managers::ConditionProxy) {
+    assert!(o.acquire().unwrap());
+    o.release().unwrap();
+}
+
+#[mp::task]
+fn smt_barrier(o: BarrierProxy) {
+    assert_eq!(o.parties().unwrap(), 5);
+    o.reset().unwrap();
+}
+
+#[mp::task]
+fn smt_queue(o: mp::managers::QueueProxy<i32>) {
+    assert_eq!(o.qsize().unwrap(), 2);
+    assert!(o.full().unwrap());
+    assert!(!o.empty().unwrap());
+    assert_eq!(o.get().unwrap(), 5);
+    assert!(!o.empty().unwrap());
+    assert_eq!(o.get().unwrap(), 6);
+    assert!(o.empty().unwrap());
+}
+
+#[mp::task]
+fn smt_joinable_queue(o: mp::managers::JoinableQueueProxy<i32>) {
+    assert_eq!(o.qsize().unwrap(), 2);
+    assert!(o.full().unwrap());
+    assert_eq!(o.get().unwrap(), 5);
+    assert_eq!(o.get().unwrap(), 6);
+    assert!(o.empty().unwrap());
+}
+
+#[mp::task]
+fn smt_list(o: ListProxy<i32>) {
+    assert_eq!(o.get(0).unwrap(), 5);
+    assert_eq!(o.count(5).unwrap(), 1);
+    assert_eq!(o.index(5).unwrap(), 0);
+    o.sort().unwrap();
+    o.reverse().unwrap();
+    assert_eq!(o.to_vec().unwrap(), vec![5]);
+    assert_eq!(o.len().unwrap(), 1);
+    assert_eq!(o.pop_at(0).unwrap(), 5);
+}
+
+#[mp::task]
+fn smt_dict(o: mp::managers::DictProxy<String, i32>) {
+    assert_eq!(o.len().unwrap(), 1);
+    assert_eq!(o.get_item("foo".to_string()).unwrap(), 5);
+    assert_eq!(o.get("foo".to_string()).unwrap(), Some(5));
+    assert_eq!(o.items().unwrap(), vec![("foo".to_string(), 5)]);
+    assert_eq!(o.keys().unwrap(), vec!["foo".to_string()]);
+    assert_eq!(o.values().unwrap(), vec![5]);
+    assert_eq!(o.to_map().unwrap().len(), 1);
+    let copy: std::collections::HashMap<String, i32> = o.call_method("copy", ()).unwrap();
+    assert_eq!(copy.get("foo"), Some(&5));
+    assert_eq!(o.popitem().unwrap(), ("foo".to_string(), 5));
+}
+
+#[mp::task]
+fn smt_value(o: mp::managers::ValueProxy<i32>) {
+    assert_eq!(o.get().unwrap(), 1);
+    o.set(2).unwrap();
+}
+
+#[mp::task]
+fn smt_array(o: mp::managers::ArrayProxy<i32>) {
+    assert_eq!(o.get(0).unwrap(), 0);
+    assert_eq!(o.get(1).unwrap(), 1);
+    assert_eq!(o.len().unwrap(), 2);
+    assert_eq!(o.to_vec().unwrap(), vec![0, 1]);
+}
+
+#[mp::task]
+fn smt_namespace(o: mp::managers::NamespaceProxy) {
+    assert_eq!(o.get::<i32>("x").unwrap(), 0);
+    assert_eq!(o.get::<i32>("y").unwrap(), 1);
+}
+
+/// CPython's `TestSyncManagerTypes`: each shared type, created in the parent, read and
+/// changed by a child, the change seen back in the parent.
+#[test]
+fn sync_manager_types() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let run = |p: Process| {
+            p.start().unwrap();
+            join_ok(&p);
+        };
+        let o = m.event().unwrap();
+        o.set().unwrap();
+        run(ctx.process(smt_event, (o.clone(),)));
+        assert!(!o.is_set().unwrap());
+
+        // a Lock acquired by a child may be released by the parent, once
+        let o = m.lock().unwrap();
+        run(ctx.process(smt_lock, (o.clone(),)));
+        o.release().unwrap();
+        assert!(o.release().is_err());
+
+        let o = m.rlock().unwrap();
+        run(ctx.process(smt_rlock, (o.clone(),)));
+        assert!(o.try_acquire().unwrap());
+        o.release().unwrap();
+
+        for o in [m.semaphore(1).unwrap(), m.bounded_semaphore(1).unwrap()] {
+            run(ctx.process(smt_semaphore, (o.clone(),)));
+            assert_eq!(o.get_value().unwrap(), 0);
+            o.release().unwrap();
+            assert_eq!(o.get_value().unwrap(), 1);
+        }
+
+        let o = m.condition(None).unwrap();
+        run(ctx.process(smt_condition, (o.clone(),)));
+
+        let o = m.barrier(5).unwrap();
+        run(ctx.process(smt_barrier, (o.clone(),)));
+
+        let o = m.queue::<i32>(2).unwrap();
+        o.put(5).unwrap();
+        o.put(6).unwrap();
+        run(ctx.process(smt_queue, (o.clone(),)));
+        assert!(o.empty().unwrap());
+        assert!(!o.full().unwrap());
+
+        let o = m.joinable_queue::<i32>(2).unwrap();
+        o.put(5).unwrap();
+        o.put(6).unwrap();
+        run(ctx.process(smt_joinable_queue, (o.clone(),)));
+        assert!(o.empty().unwrap());
+        assert!(!o.full().unwrap());
+
+        let o = m.list(Vec::<i32>::new()).unwrap();
+        o.append(5).unwrap();
+        run(ctx.process(smt_list, (o.clone(),)));
+        assert!(o.is_empty().unwrap());
+        assert_eq!(o.len().unwrap(), 0);
+
+        let o = m.dict::<String, i32>().unwrap();
+        o.insert("foo".into(), 5).unwrap();
+        run(ctx.process(smt_dict, (o.clone(),)));
+        assert!(o.is_empty().unwrap());
+        assert!(matches!(o.popitem(), Err(Error::Remote { kind, .. }) if kind == "KeyError"));
+        o.insert("a".into(), 1).unwrap();
+        o.insert("b".into(), 2).unwrap();
+        assert_eq!(o.popitem().unwrap(), ("b".to_string(), 2));
+
+        let o = m.value(1i32).unwrap();
+        run(ctx.process(smt_value, (o.clone(),)));
+        assert_eq!(o.get().unwrap(), 2);
+
+        let o = m.array(vec![0i32, 1]).unwrap();
+        run(ctx.process(smt_array, (o.clone(),)));
+
+        let o = m.namespace().unwrap();
+        o.set("x", 0).unwrap();
+        o.set("y", 1).unwrap();
+        run(ctx.process(smt_namespace, (o.clone(),)));
+    });
+}
+
+/// `_TestContainers.test_nested_queue`, `test_namespace` (repr sorted, `_`-names
+/// hidden, `del`), a list that holds itself (`b.append(b)`), and slices as Python's
+/// `b[2:10]`.
+#[test]
+fn containers_nested_queue_namespace_self_reference() {
+    let m = Manager::new().unwrap();
+    let a = m.list(Vec::<mp::managers::QueueProxy<i32>>::new()).unwrap();
+    a.append(m.queue::<i32>(0).unwrap()).unwrap();
+    a.get(0).unwrap().put(123).unwrap();
+    assert_eq!(a.get(0).unwrap().get_timeout(LONG).unwrap(), 123);
+    let b = m.dict::<i32, mp::managers::QueueProxy<i32>>().unwrap();
+    b.insert(0, m.queue::<i32>(0).unwrap()).unwrap();
+    b.get_item(0).unwrap().put(456).unwrap();
+    assert_eq!(b.get_item(0).unwrap().get_timeout(LONG).unwrap(), 456);
+
+    let n = m.namespace().unwrap();
+    n.set("name", "Bob").unwrap();
+    n.set("job", "Builder").unwrap();
+    n.set("_hidden", "hidden").unwrap();
+    assert_eq!(n.get::<String>("name").unwrap(), "Bob");
+    assert_eq!(n.get::<String>("job").unwrap(), "Builder");
+    assert_eq!(n.to_string(), "Namespace(job='Builder', name='Bob')");
+    n.remove("job").unwrap();
+    assert_eq!(n.to_string(), "Namespace(name='Bob')");
+    assert!(n.contains("name").unwrap());
+    assert!(!n.contains("job").unwrap());
+
+    let l = m.list((0..5).collect::<Vec<i64>>()).unwrap();
+    assert_eq!(l.slice(2..10).unwrap(), vec![2, 3, 4]);
+    assert_eq!(l.slice(..).unwrap(), vec![0, 1, 2, 3, 4]);
+    assert_eq!(l.slice(7..).unwrap(), Vec::<i64>::new());
+
+    let before = m.number_of_objects().unwrap();
+    let selfish = m.list(Vec::<mp::managers::Value>::new()).unwrap();
+    selfish
+        .append(mp::managers::to_value(&selfish).unwrap())
+        .unwrap();
+    assert_eq!(selfish.len().unwrap(), 1);
+    drop(selfish);
+    // the server keeps serving (CPython leaks the cycle too)
+    assert!(m.number_of_objects().unwrap() >= before);
+    assert_eq!(l.len().unwrap(), 5);
 }

@@ -1162,3 +1162,97 @@ fn containers_nested_queue_namespace_self_reference() {
     assert!(m.number_of_objects().unwrap() >= before);
     assert_eq!(l.len().unwrap(), 5);
 }
+
+// ------------------------------------------------- _TestPool, "threads" variant
+
+/// CPython runs `_TestPool` on `multiprocessing.dummy.Pool` too: the same edge cases
+/// on the thread pool (closures accepted there).
+#[test]
+fn thread_pool_edges() {
+    assert!(matches!(
+        mp::dummy::Pool::new(Some(0)),
+        Err(Error::InvalidState(_))
+    ));
+    let pool = mp::dummy::Pool::new(Some(3)).unwrap();
+    assert_eq!(pool.processes(), 3);
+    for cs in [1, 3, 7, 10, 1000] {
+        assert_eq!(pool.map_chunked(sqr, 0..10, cs).unwrap(), squares(0..10));
+        let got: Vec<i64> = pool
+            .imap_chunked(sqr, 0..10, cs)
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(got, squares(0..10));
+        let mut got: Vec<i64> = pool
+            .imap_unordered_chunked(sqr, 0..10, cs)
+            .map(|r| r.unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, squares(0..10));
+    }
+    assert!(pool.map_chunked(sqr, 0..3, 0).is_err());
+    assert_eq!(pool.map(sqr, Vec::<i64>::new()).unwrap(), Vec::<i64>::new());
+    assert_eq!(pool.imap(sqr, Vec::<i64>::new()).count(), 0);
+    assert_eq!(pool.imap_unordered(sqr, Vec::<i64>::new()).count(), 0);
+    assert_eq!(
+        pool.map_async(sqr, Vec::<i64>::new())
+            .get_timeout(LONG)
+            .unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
+        pool.starmap(mul, vec![(2, 3), (4, 5)]).unwrap(),
+        vec![6, 20]
+    );
+    // closures, panics, callbacks
+    let k = 10;
+    assert_eq!(pool.apply(move |x: i64| x + k, (5,)).unwrap(), 15);
+    let r = pool.apply(|| -> i64 { panic!("RuntimeError: foo") }, ());
+    match r {
+        Err(Error::TaskPanicked { message, .. }) => assert!(message.contains("foo"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // test_async_timeout
+    let event = mp::dummy::Event::new().unwrap();
+    let ev = event.clone();
+    let slow = pool.apply_async(
+        move || {
+            ev.wait(Some(LONG));
+            36i64
+        },
+        (),
+    );
+    let (got, took) = timed(|| slow.get_timeout(TIMEOUT2));
+    assert!(matches!(got, Err(Error::Timeout)));
+    almost(took, TIMEOUT2);
+    event.set();
+    assert_eq!(slow.get_timeout(LONG).unwrap(), 36);
+    let mut it = pool.imap(sqr_after_pair, vec![(3i64, 200u64)]);
+    assert!(matches!(
+        it.next_timeout(Duration::from_millis(10)),
+        Some(Err(Error::Timeout))
+    ));
+    assert_eq!(it.next().unwrap().unwrap(), 9);
+    assert!(it.next().is_none());
+    // test_context: once terminated, new work is refused
+    pool.terminate().unwrap();
+    pool.join().unwrap();
+    assert!(matches!(
+        pool.map_async(sqr, 0..3).get_timeout(LONG),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(pool.apply(sqr, (1,)), Err(Error::InvalidState(_))));
+    assert!(matches!(
+        pool.imap(sqr, 0..3).next(),
+        Some(Err(Error::InvalidState(_)))
+    ));
+    // join before close is an error; close then join finishes queued work
+    let pool = mp::dummy::Pool::new(Some(1)).unwrap();
+    assert!(pool.join().is_err());
+    let queued: Vec<_> = (0..4).map(|i| pool.apply_async(sqr_after, (i, 20))).collect();
+    pool.close().unwrap();
+    assert!(pool.apply_async(sqr, (1,)).get_timeout(LONG).is_err());
+    pool.join().unwrap();
+    for (i, r) in queued.iter().enumerate() {
+        assert_eq!(r.get_timeout(LONG).unwrap(), (i * i) as i64);
+    }
+}

@@ -1248,11 +1248,100 @@ fn thread_pool_edges() {
     // join before close is an error; close then join finishes queued work
     let pool = mp::dummy::Pool::new(Some(1)).unwrap();
     assert!(pool.join().is_err());
-    let queued: Vec<_> = (0..4).map(|i| pool.apply_async(sqr_after, (i, 20))).collect();
+    let queued: Vec<_> = (0..4)
+        .map(|i| pool.apply_async(sqr_after, (i, 20)))
+        .collect();
     pool.close().unwrap();
     assert!(pool.apply_async(sqr, (1,)).get_timeout(LONG).is_err());
     pool.join().unwrap();
     for (i, r) in queued.iter().enumerate() {
         assert_eq!(r.get_timeout(LONG).unwrap(), (i * i) as i64);
     }
+}
+
+/// CPython's `exception_throwing_generator`: the nearest Rust is an input iterator
+/// that panics after `when` items.
+struct SayWhen {
+    i: i64,
+    total: i64,
+    when: i64,
+}
+
+impl Iterator for SayWhen {
+    type Item = i64;
+    fn next(&mut self) -> Option<i64> {
+        if self.i == self.when {
+            panic!("SayWhenError: Somebody said when");
+        }
+        if self.i >= self.total {
+            return None;
+        }
+        self.i += 1;
+        Some(self.i - 1)
+    }
+}
+
+fn say_when(total: i64, when: i64) -> SayWhen {
+    SayWhen { i: 0, total, when }
+}
+
+/// `test_imap_handle_iterable_exception` / `test_imap_unordered_handle_iterable_exception`
+/// / `test_map_handle_iterable_exception`: the whole chunks before the failure arrive,
+/// then the failure is reported as an error and the iteration ends; `map` fails as a
+/// whole; nothing hangs, and the pool stays usable.
+#[test]
+fn pool_imap_input_that_panics() {
+    // (total, when, chunksize, results before the error)
+    const CASES: [(i64, i64, usize, i64); 4] =
+        [(1, 0, 1, 0), (10, 3, 1, 3), (20, 7, 2, 6), (20, 7, 4, 4)];
+    fn check(got: &[Result<i64>], before: i64) {
+        let ok: Vec<i64> = got
+            .iter()
+            .take_while(|r| r.is_ok())
+            .map(|r| *r.as_ref().unwrap())
+            .collect();
+        assert_eq!(ok, squares(0..before), "{got:?}");
+        assert_eq!(got.len() as i64, before + 1, "{got:?}");
+        match &got[before as usize] {
+            Err(Error::TaskPanicked { message, .. }) => {
+                assert!(message.contains("SayWhenError"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    for_each_method(|ctx| {
+        let pool = std::sync::Arc::new(ctx.pool(Some(2)).unwrap());
+        for (total, when, chunk, before) in CASES {
+            let p = pool.clone();
+            let got: Vec<Result<i64>> = within(LONG, "imap over a panicking input", move || {
+                p.imap_chunked(sqr, say_when(total, when), chunk).collect()
+            });
+            check(&got, before);
+            let p = pool.clone();
+            let got: Vec<Result<i64>> =
+                within(LONG, "imap_unordered over a panicking input", move || {
+                    p.imap_unordered_chunked(sqr, say_when(total, when), chunk)
+                        .collect()
+                });
+            assert_eq!(got.iter().filter(|r| r.is_err()).count(), 1, "{got:?}");
+            assert_eq!(got.len() as i64, before + 1, "{got:?}");
+            let r = pool.map_chunked(sqr, say_when(total, when), 1);
+            assert!(matches!(r, Err(Error::TaskPanicked { .. })), "{r:?}");
+        }
+        assert_eq!(pool.map(sqr, 0..4).unwrap(), squares(0..4));
+    });
+    let pool = std::sync::Arc::new(mp::dummy::Pool::new(Some(2)).unwrap());
+    for (total, when, chunk, before) in CASES {
+        let p = pool.clone();
+        let got: Vec<Result<i64>> = within(LONG, "thread imap over a panicking input", move || {
+            p.imap_chunked(sqr, say_when(total, when), chunk).collect()
+        });
+        check(&got, before);
+        assert!(pool.map_chunked(sqr, say_when(total, when), 1).is_err());
+    }
+    pool.close().unwrap();
+    let p = pool.clone();
+    within(LONG, "thread pool join after a failed feeder", move || {
+        p.join().unwrap()
+    });
 }

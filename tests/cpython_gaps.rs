@@ -1345,3 +1345,86 @@ fn pool_imap_input_that_panics() {
         p.join().unwrap()
     });
 }
+
+/// `close()` stops new submissions only: an `imap` started before it keeps pulling its
+/// input and every item arrives (CPython's task handler drains the queued task
+/// generators before it stops); `join()` then returns.
+#[test]
+fn pool_close_lets_a_running_imap_finish() {
+    for_each_method(|ctx| {
+        let pool = std::sync::Arc::new(ctx.pool(Some(2)).unwrap());
+        let it = pool.imap(sqr_after_pair, (0..60i64).map(|i| (i, 2u64)));
+        let unordered = pool.imap_unordered_chunked(sqr, 0..500i64, 3);
+        let m = pool.map_async_chunked(sqr, 0..300i64, 1);
+        pool.close().unwrap();
+        let got: Vec<i64> = within(LONG, "imap after close", move || {
+            it.map(|r| r.unwrap()).collect()
+        });
+        assert_eq!(got, squares(0..60));
+        let mut got: Vec<i64> = unordered.map(|r| r.unwrap()).collect();
+        got.sort();
+        assert_eq!(got, squares(0..500));
+        assert_eq!(m.get_timeout(LONG).unwrap(), squares(0..300));
+        let p = pool.clone();
+        within(LONG, "join", move || p.join().unwrap());
+    });
+    let pool = std::sync::Arc::new(mp::dummy::Pool::new(Some(2)).unwrap());
+    let it = pool.imap(sqr_after_pair, (0..30i64).map(|i| (i, 2u64)));
+    pool.close().unwrap();
+    let got: Vec<i64> = within(LONG, "thread imap after close", move || {
+        it.map(|r| r.unwrap()).collect()
+    });
+    assert_eq!(got, squares(0..30));
+    let p = pool.clone();
+    within(LONG, "thread join", move || p.join().unwrap());
+}
+
+// ------------------------------------------------------------- _TestManagerRestart
+
+#[mp::task]
+fn put_hello(address: mp::connection::Address, authkey: Vec<u8>) {
+    let m = SyncManager::new(address, authkey);
+    m.connect().unwrap();
+    let ns = m.namespace().unwrap();
+    drop(ns);
+    let q = m.queue::<String>(0).unwrap();
+    q.put("hello world".into()).unwrap();
+    // a connected handle's drop leaves the server (and the queue) alone
+    std::mem::forget(q);
+}
+
+/// `test_rapid_restart`: a manager asked for port 0 reports the port it got (from
+/// `get_server()` and after `start()`), a child connects to it, and a new manager can
+/// start on the address the old one used right after it shut down.
+#[test]
+fn manager_port_zero_and_rapid_restart() {
+    for_each_method(|ctx| {
+        let key = b"rapid restart".to_vec();
+        let any = mp::connection::Address::Inet("127.0.0.1".into(), 0);
+        let m = SyncManager::with_context(any.clone(), key.clone(), ctx);
+        let server = m.get_server().unwrap();
+        let addr = server.address();
+        match &addr {
+            mp::connection::Address::Inet(_, port) => assert_ne!(*port, 0, "{addr:?}"),
+            other => panic!("{other:?}"),
+        }
+        drop(server);
+        m.start().unwrap();
+        let started = m.address();
+        match &started {
+            mp::connection::Address::Inet(_, port) => assert_ne!(*port, 0, "{started:?}"),
+            other => panic!("{other:?}"),
+        }
+        let n = m.number_of_objects().unwrap();
+        let p = ctx.process(put_hello, (started.clone(), key.clone()));
+        p.start().unwrap();
+        join_ok(&p);
+        assert!(m.number_of_objects().unwrap() > n);
+        m.shutdown().unwrap();
+        let again = SyncManager::with_context(started, key.clone(), ctx);
+        again.start().unwrap();
+        let l = again.list(vec![1, 2]).unwrap();
+        assert_eq!(l.len().unwrap(), 2);
+        again.shutdown().unwrap();
+    });
+}

@@ -1428,3 +1428,159 @@ fn manager_port_zero_and_rapid_restart() {
         again.shutdown().unwrap();
     });
 }
+
+// ------------------------------------------------------ _TestLock (CPython 3.13+)
+
+/// What CPython's repr calls the calling thread: its process's name, plus
+/// `|thread` outside the main thread (tests run on libtest's named threads).
+fn me() -> String {
+    let name = current_process().name();
+    if std::thread::current().name() == Some("main") {
+        name
+    } else {
+        format!("{name}|{}", std::thread::current().name().unwrap())
+    }
+}
+
+#[mp::task]
+fn repr_after_acquire(lock: Lock, out: ListProxy<String>) {
+    lock.acquire();
+    out.append(format!("{lock:?}")).unwrap();
+}
+
+#[mp::task]
+fn repr_after_acquire_release(lock: RLock, out: ListProxy<String>) {
+    lock.acquire();
+    out.append(format!("{lock:?}")).unwrap();
+    lock.release().unwrap();
+}
+
+#[mp::task]
+fn hold_rlock(lock: RLock) {
+    lock.acquire();
+}
+
+#[mp::task]
+fn hold_lock_then_wait(lock: Lock, event: Event) {
+    lock.acquire();
+    event.set();
+    std::thread::sleep(Duration::from_secs(30));
+}
+
+#[mp::task]
+fn locked_in_child(lock: AnyLock, event: Event, res: Value<bool>) {
+    lock.acquire();
+    res.set(match &lock {
+        AnyLock::Lock(l) => l.locked(),
+        AnyLock::RLock(r) => r.locked(),
+    });
+    event.set();
+}
+
+/// `test_repr_lock`, `test_repr_rlock`, `test_lock_locked_2processes`,
+/// `test_rlock_locked_2processes` and `locked()` in `test_lock` / `test_rlock`.
+#[test]
+fn lock_repr_and_locked() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let lock = ctx.lock().unwrap();
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=None)>");
+        assert!(!lock.locked());
+        lock.acquire();
+        assert!(lock.locked());
+        assert_eq!(format!("{lock:?}"), format!("<Lock(owner={})>", me()));
+        lock.release().unwrap();
+        let l2 = lock.clone();
+        let t = std::thread::Builder::new()
+            .name("T1".into())
+            .spawn(move || {
+                l2.acquire();
+                format!("{l2:?}")
+            })
+            .unwrap();
+        let seen = t.join().unwrap();
+        assert_eq!(
+            seen,
+            format!("<Lock(owner={}|T1)>", current_process().name())
+        );
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=SomeOtherThread)>");
+        lock.release().unwrap();
+        let out = m.list(Vec::<String>::new()).unwrap();
+        let p = ctx
+            .process(repr_after_acquire, (lock.clone(), out.clone()))
+            .with_name("P1");
+        p.start().unwrap();
+        join_ok(&p);
+        assert_eq!(out.get(0).unwrap(), "<Lock(owner=P1)>");
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=SomeOtherProcess)>");
+        let lock = ctx.lock().unwrap();
+        let event = ctx.event().unwrap();
+        let p = ctx
+            .process(hold_lock_then_wait, (lock.clone(), event.clone()))
+            .with_name("P2");
+        p.start().unwrap();
+        assert!(event.wait(Some(LONG)));
+        assert_eq!(format!("{lock:?}"), "<Lock(owner=SomeOtherProcess)>");
+        p.terminate().unwrap();
+        p.join_timeout(LONG).unwrap();
+
+        let rlock = ctx.rlock().unwrap();
+        assert_eq!(format!("{rlock:?}"), "<RLock(None, 0)>");
+        assert!(!rlock.locked());
+        for _ in 0..3 {
+            rlock.acquire();
+        }
+        assert!(rlock.locked());
+        assert_eq!(format!("{rlock:?}"), format!("<RLock({}, 3)>", me()));
+        for _ in 0..3 {
+            rlock.release().unwrap();
+        }
+        assert!(!rlock.locked());
+        let r2 = rlock.clone();
+        let t = std::thread::Builder::new()
+            .name("T2".into())
+            .spawn(move || {
+                r2.acquire();
+                r2.acquire();
+                let s = format!("{r2:?}");
+                r2.release().unwrap();
+                s
+            })
+            .unwrap();
+        assert_eq!(
+            t.join().unwrap(),
+            format!("<RLock({}|T2, 2)>", current_process().name())
+        );
+        assert_eq!(format!("{rlock:?}"), "<RLock(SomeOtherThread, nonzero)>");
+        let out = m.list(Vec::<String>::new()).unwrap();
+        let other = ctx.rlock().unwrap();
+        let p = ctx
+            .process(repr_after_acquire_release, (other.clone(), out.clone()))
+            .with_name("P1");
+        p.start().unwrap();
+        join_ok(&p);
+        assert_eq!(out.get(0).unwrap(), "<RLock(P1, 1)>");
+        let held = ctx.rlock().unwrap();
+        let p = ctx.process(hold_rlock, (held.clone(),));
+        p.start().unwrap();
+        join_ok(&p);
+        assert_eq!(format!("{held:?}"), "<RLock(SomeOtherProcess, nonzero)>");
+
+        for lock in [
+            AnyLock::from(ctx.lock().unwrap()),
+            ctx.rlock().unwrap().into(),
+        ] {
+            let event = ctx.event().unwrap();
+            let res = ctx.value(false).unwrap();
+            let p = ctx.process(locked_in_child, (lock.clone(), event.clone(), res.clone()));
+            p.start().unwrap();
+            assert!(event.wait(Some(LONG)));
+            match &lock {
+                AnyLock::Lock(l) => assert!(l.locked()),
+                AnyLock::RLock(r) => assert!(r.locked()),
+            }
+            assert!(res.get());
+            join_ok(&p);
+        }
+    });
+}

@@ -1584,3 +1584,40 @@ fn lock_repr_and_locked() {
         }
     });
 }
+
+/// `test_shared_memory_ShareableList_pickling`: a list of ints takes strings of up to 8
+/// bytes in place (`sl[3] = "newvalue"`), seen through every handle; other 8-byte
+/// types swap in too.
+#[test]
+fn shareable_list_int_slots_take_short_strings() {
+    use shared_memory::Item;
+    let sl = ShareableList::new(&(0..10).map(Item::Int).collect::<Vec<_>>()).unwrap();
+    let other: ShareableList<Item> = ShareableList::attach(sl.shm().name()).unwrap();
+    assert_eq!(other.get(9).unwrap(), Item::Int(9));
+    other.set(4, Item::Str("changed".into())).unwrap();
+    assert_eq!(sl.get(4).unwrap(), Item::Str("changed".into()));
+    sl.set(3, Item::Str("newvalue".into())).unwrap();
+    assert_eq!(other.get(3).unwrap(), Item::Str("newvalue".into()));
+    assert!(sl.set(3, Item::Str("newvalue!".into())).is_err());
+    sl.set(5, Item::Float(2.5)).unwrap();
+    sl.set(6, Item::Bool(false)).unwrap();
+    sl.set(7, Item::None).unwrap();
+    sl.set(8, Item::Bytes(b"8 bytes!".to_vec())).unwrap();
+    assert_eq!(
+        other.items().unwrap(),
+        vec![
+            Item::Int(0),
+            Item::Int(1),
+            Item::Int(2),
+            Item::Str("newvalue".into()),
+            Item::Str("changed".into()),
+            Item::Float(2.5),
+            Item::Bool(false),
+            Item::None,
+            Item::Bytes(b"8 bytes!".to_vec()),
+            Item::Int(9),
+        ]
+    );
+    assert_eq!(sl.format(), other.format());
+    sl.shm().unlink().unwrap();
+}

@@ -1621,3 +1621,46 @@ fn shareable_list_int_slots_take_short_strings() {
     assert_eq!(sl.format(), other.format());
     sl.shm().unlink().unwrap();
 }
+
+/// The docs' "Proxy objects" and ShareableList reprs: a proxy inside a list shows as
+/// its repr in the list's `Display`, a `ShareableList`'s `Debug` is
+/// `ShareableList([0, 1, 2, 3, 4], name='…')`.
+#[test]
+fn docs_reprs() {
+    let m = Manager::new().unwrap();
+    let l = m.list((0..10).map(|i| i * i).collect::<Vec<i64>>()).unwrap();
+    assert_eq!(l.to_string(), "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
+    assert!(format!("{l:?}").starts_with("<ListProxy typeid 'list' at 0x"));
+    assert_eq!(l.get(4).unwrap(), 16);
+    assert_eq!(l.slice(2..5).unwrap(), vec![4, 9, 16]);
+    let a = m.list(Vec::<ListProxy<String>>::new()).unwrap();
+    let b = m.list(Vec::<String>::new()).unwrap();
+    a.append(b.clone()).unwrap();
+    let shown = a.to_string();
+    assert!(shown.starts_with("[<ListProxy"), "{shown}");
+    assert!(shown.contains("typeid 'list' at 0x"), "{shown}");
+    assert_eq!(b.to_string(), "[]");
+    b.append("hello".into()).unwrap();
+    assert_eq!(a.get(0).unwrap().to_string(), "['hello']");
+    let e = m.event().unwrap();
+    assert!(format!("{e:?}").starts_with("<EventProxy typeid 'Event' at 0x"), "{e:?}");
+
+    let sl = ShareableList::new(&(0..5i64).collect::<Vec<_>>()).unwrap();
+    let c: ShareableList<i64> = ShareableList::attach(sl.shm().name()).unwrap();
+    assert_eq!(
+        format!("{c:?}"),
+        format!("ShareableList([0, 1, 2, 3, 4], name='{}')", sl.shm().name())
+    );
+    c.set(4, -999).unwrap();
+    assert_eq!(sl.get(4).unwrap(), -999);
+    sl.shm().unlink().unwrap();
+    // the docs' trailing-NUL note
+    let demo = ShareableList::new(&[
+        shared_memory::Item::Str("?\0".into()),
+        shared_memory::Item::Bytes(b"\x03\x02\x01\0\0\0".to_vec()),
+    ])
+    .unwrap();
+    assert_eq!(demo.get(0).unwrap(), shared_memory::Item::Str("?".into()));
+    assert_eq!(demo.get(1).unwrap(), shared_memory::Item::Bytes(b"\x03\x02\x01".to_vec()));
+    demo.shm().unlink().unwrap();
+}

@@ -1664,3 +1664,90 @@ fn docs_reprs() {
     assert_eq!(demo.get(1).unwrap(), shared_memory::Item::Bytes(b"\x03\x02\x01".to_vec()));
     demo.shm().unlink().unwrap();
 }
+
+/// Python's list and queue semantics through proxies: `insert` clamps its index,
+/// negative indexes count from the end, `del l[i]`, queue `Empty`/`Full` after their
+/// timeouts, `task_done` past the items put is ValueError, an array proxy's index out
+/// of range is IndexError.
+#[test]
+fn proxy_python_semantics() {
+    let m = Manager::new().unwrap();
+    let l = m.list(vec![1i64, 2, 3]).unwrap();
+    l.insert(100, 4).unwrap();
+    l.insert(-100, 0).unwrap();
+    assert_eq!(l.to_vec().unwrap(), vec![0, 1, 2, 3, 4]);
+    l.insert(-1, 9).unwrap();
+    assert_eq!(l.to_vec().unwrap(), vec![0, 1, 2, 3, 9, 4]);
+    assert_eq!(l.pop_at(-2).unwrap(), 9);
+    assert_eq!(l.get(-5).unwrap(), 0);
+    assert!(l.get(-6).is_err());
+    l.set(-1, 40).unwrap();
+    l.delete(0).unwrap();
+    assert_eq!(l.to_vec().unwrap(), vec![1, 2, 3, 40]);
+    assert!(matches!(l.set(4, 0), Err(Error::Remote { kind, .. }) if kind == "IndexError"));
+    assert!(matches!(l.delete(9), Err(Error::Remote { kind, .. }) if kind == "IndexError"));
+    l.sort_reverse().unwrap();
+    assert_eq!(l.to_vec().unwrap(), vec![40, 3, 2, 1]);
+
+    let q = m.queue::<i32>(1).unwrap();
+    let (r, took) = timed(|| q.get_timeout(TIMEOUT1));
+    assert!(matches!(r, Err(Error::Empty)), "{r:?}");
+    almost(took, TIMEOUT1);
+    assert!(matches!(q.try_get(), Err(Error::Empty)));
+    q.put(1).unwrap();
+    assert!(matches!(q.try_put(2), Err(Error::Full)));
+    let (r, took) = timed(|| q.put_timeout(2, TIMEOUT1));
+    assert!(matches!(r, Err(Error::Full)), "{r:?}");
+    almost(took, TIMEOUT1);
+    assert_eq!(q.get().unwrap(), 1);
+
+    let jq = m.joinable_queue::<i32>(0).unwrap();
+    jq.put(1).unwrap();
+    assert_eq!(jq.get().unwrap(), 1);
+    jq.task_done().unwrap();
+    assert!(jq.task_done().is_err());
+    within(LONG, "join with nothing left", move || jq.join().unwrap());
+
+    let a = m.array(vec![1.5f64, 2.5]).unwrap();
+    assert!(matches!(a.get(2), Err(Error::Remote { kind, .. }) if kind == "IndexError"));
+    assert_eq!(a.get(-1).unwrap(), 2.5);
+    a.set(0, 0.5).unwrap();
+    assert_eq!(a.to_vec().unwrap(), vec![0.5, 2.5]);
+}
+
+#[mp::task]
+fn take_and_notify(cond: Condition, flag: Value<bool>) {
+    let _g = cond.lock();
+    flag.set(true);
+    cond.notify_all().unwrap();
+}
+
+/// `Condition.wait` on an `RLock` taken several times releases it completely (another
+/// process gets it meanwhile) and restores the depth; `wait_for` whose predicate is
+/// already true returns at once without releasing.
+#[test]
+fn condition_wait_releases_a_recursive_lock_completely() {
+    for_each_method(|ctx| {
+        let rlock = ctx.rlock().unwrap();
+        let cond = ctx.condition(Some(rlock.clone().into())).unwrap();
+        let flag = ctx.value(false).unwrap();
+        rlock.acquire();
+        rlock.acquire();
+        cond.acquire();
+        assert_eq!(rlock.recursion_count(), 3);
+        let p = ctx.process(take_and_notify, (cond.clone(), flag.clone()));
+        p.start().unwrap();
+        let ok = cond.wait_for(|| flag.get(), Some(LONG));
+        assert!(ok);
+        assert_eq!(rlock.recursion_count(), 3);
+        assert!(rlock.is_owned());
+        let (r, took) = timed(|| cond.wait_for(|| true, Some(LONG)));
+        assert!(r);
+        assert!(took < Duration::from_secs(1));
+        for _ in 0..3 {
+            rlock.release().unwrap();
+        }
+        assert!(rlock.release().is_err());
+        join_ok(&p);
+    });
+}

@@ -1751,3 +1751,43 @@ fn condition_wait_releases_a_recursive_lock_completely() {
         join_ok(&p);
     });
 }
+
+#[mp::task]
+fn mgr_timeout_f(barrier: BarrierProxy, results: ListProxy<bool>, default: bool) {
+    let i = barrier.wait_timeout(LONG).unwrap();
+    if i == N / 2 {
+        // one party is late
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    let r = if default {
+        barrier.wait()
+    } else {
+        barrier.wait_timeout(Duration::from_millis(400))
+    };
+    if let Err(Error::BrokenBarrier) = r {
+        results.append(true).unwrap();
+    }
+}
+
+/// `_TestBarrier.test_timeout` and `test_default_timeout` on a manager's barrier: the
+/// timeout breaks the barrier for every party, the late one included.
+#[test]
+fn manager_barrier_timeouts() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        for default in [false, true] {
+            let barrier = if default {
+                m.barrier_timeout(N, Duration::from_millis(400)).unwrap()
+            } else {
+                m.barrier_timeout(N, LONG).unwrap()
+            };
+            let results = m.list(Vec::<bool>::new()).unwrap();
+            run_parties(
+                || ctx.process(mgr_timeout_f, (barrier.clone(), results.clone(), default)),
+                || mgr_timeout_f(barrier.clone(), results.clone(), default),
+            );
+            assert_eq!(results.len().unwrap(), N, "default timeout: {default}");
+            assert!(barrier.broken().unwrap());
+        }
+    });
+}

@@ -824,7 +824,7 @@ fn value_and_array_locks_copy_synchronized() {
         sharedctypes::synchronized(raw_arr.clone(), Some(Lock::new().unwrap().into())).unwrap();
     synced.set(2, 30).unwrap();
     assert_eq!(raw_arr.to_vec(), vec![1, 2, 30]);
-    assert_eq!(synced.get_lock().release().is_err(), true);
+    assert!(synced.get_lock().release().is_err());
 }
 
 #[mp::task]
@@ -1628,7 +1628,9 @@ fn shareable_list_int_slots_take_short_strings() {
 #[test]
 fn docs_reprs() {
     let m = Manager::new().unwrap();
-    let l = m.list((0..10).map(|i| i * i).collect::<Vec<i64>>()).unwrap();
+    let l = m
+        .list((0..10).map(|i| i * i).collect::<Vec<i64>>())
+        .unwrap();
     assert_eq!(l.to_string(), "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
     assert!(format!("{l:?}").starts_with("<ListProxy typeid 'list' at 0x"));
     assert_eq!(l.get(4).unwrap(), 16);
@@ -1643,7 +1645,10 @@ fn docs_reprs() {
     b.append("hello".into()).unwrap();
     assert_eq!(a.get(0).unwrap().to_string(), "['hello']");
     let e = m.event().unwrap();
-    assert!(format!("{e:?}").starts_with("<EventProxy typeid 'Event' at 0x"), "{e:?}");
+    assert!(
+        format!("{e:?}").starts_with("<EventProxy typeid 'Event' at 0x"),
+        "{e:?}"
+    );
 
     let sl = ShareableList::new(&(0..5i64).collect::<Vec<_>>()).unwrap();
     let c: ShareableList<i64> = ShareableList::attach(sl.shm().name()).unwrap();
@@ -1661,7 +1666,10 @@ fn docs_reprs() {
     ])
     .unwrap();
     assert_eq!(demo.get(0).unwrap(), shared_memory::Item::Str("?".into()));
-    assert_eq!(demo.get(1).unwrap(), shared_memory::Item::Bytes(b"\x03\x02\x01".to_vec()));
+    assert_eq!(
+        demo.get(1).unwrap(),
+        shared_memory::Item::Bytes(b"\x03\x02\x01".to_vec())
+    );
     demo.shm().unlink().unwrap();
 }
 

@@ -1799,3 +1799,57 @@ fn manager_barrier_timeouts() {
         }
     });
 }
+
+/// Callbacks of every job run in the pool's one result-handling thread (not the
+/// caller's), as CPython's `_handle_results` thread, for both pools.
+#[test]
+fn callbacks_run_in_one_result_thread() {
+    use std::sync::{Arc, Mutex};
+    let ids: Arc<Mutex<Vec<std::thread::ThreadId>>> = Arc::default();
+    let pool = Pool::new(Some(2)).unwrap();
+    let mut results = Vec::new();
+    for i in 0..6 {
+        let (a, b) = (ids.clone(), ids.clone());
+        results.push(pool.apply_async_with(
+            fail_on,
+            (i, 3),
+            move |_| a.lock().unwrap().push(std::thread::current().id()),
+            move |_| b.lock().unwrap().push(std::thread::current().id()),
+        ));
+    }
+    let a = ids.clone();
+    let m = pool.map_async_with(
+        sqr,
+        0..4,
+        move |_| a.lock().unwrap().push(std::thread::current().id()),
+        |_| {},
+    );
+    for r in &results {
+        r.wait_timeout(LONG);
+    }
+    m.get_timeout(LONG).unwrap();
+    let seen = ids.lock().unwrap().clone();
+    assert_eq!(seen.len(), 7);
+    assert!(seen.iter().all(|t| *t == seen[0]), "{seen:?}");
+    assert_ne!(seen[0], std::thread::current().id());
+
+    let ids: Arc<Mutex<Vec<std::thread::ThreadId>>> = Arc::default();
+    let tp = mp::dummy::Pool::new(Some(3)).unwrap();
+    let rs: Vec<_> = (0..6)
+        .map(|i| {
+            let a = ids.clone();
+            tp.apply_async_with(
+                move |x: i64| x + i,
+                (1,),
+                move |_| a.lock().unwrap().push(std::thread::current().id()),
+                |_| {},
+            )
+        })
+        .collect();
+    for r in &rs {
+        r.get_timeout(LONG).unwrap();
+    }
+    let seen = ids.lock().unwrap().clone();
+    assert_eq!(seen.len(), 6);
+    assert!(seen.iter().all(|t| *t == seen[0]), "{seen:?}");
+}

@@ -1853,3 +1853,81 @@ fn callbacks_run_in_one_result_thread() {
     assert_eq!(seen.len(), 6);
     assert!(seen.iter().all(|t| *t == seen[0]), "{seen:?}");
 }
+
+/// Leaving an `imap` over an endless input early (`break` out of the loop) leaves the
+/// pool usable, and `close()` + `join()` then return (nothing keeps feeding).
+#[test]
+fn abandoned_imap_does_not_hold_the_pool() {
+    for_each_method(|ctx| {
+        let pool = std::sync::Arc::new(ctx.pool(Some(2)).unwrap());
+        let firsts: Vec<i64> = pool.imap(sqr, 0i64..).take(3).map(|r| r.unwrap()).collect();
+        assert_eq!(firsts, vec![0, 1, 4]);
+        let mut it = pool.imap_unordered_chunked(sqr, 0i64.., 7);
+        assert!(it.next().unwrap().is_ok());
+        drop(it);
+        assert_eq!(pool.map(sqr, 0..5).unwrap(), squares(0..5));
+        pool.close().unwrap();
+        let p = pool.clone();
+        within(LONG, "join after abandoned imaps", move || {
+            p.join().unwrap()
+        });
+    });
+    let pool = std::sync::Arc::new(mp::dummy::Pool::new(Some(2)).unwrap());
+    let firsts: Vec<i64> = pool.imap(sqr, 0i64..).take(3).map(|r| r.unwrap()).collect();
+    assert_eq!(firsts, vec![0, 1, 4]);
+    pool.close().unwrap();
+    let p = pool.clone();
+    within(LONG, "thread join after an abandoned imap", move || {
+        p.join().unwrap()
+    });
+}
+
+#[mp::task]
+fn fail_or_mark(x: i64, marks: Array<u8>) -> i64 {
+    if x == 0 {
+        panic!("ValueError: {x}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    marks.set(x as usize, 1).unwrap();
+    x
+}
+
+/// `test_map_no_failfast` (bpo-23992): a failed `map` is only ready once every one of
+/// its tasks is done (CPython's `MapResult` waits for all before it reports the first
+/// error), so when `map` returns its error no task of it is still running.
+#[test]
+fn map_reports_its_error_after_every_task_is_done() {
+    for_each_method(|ctx| {
+        let pool = ctx.pool(Some(3)).unwrap();
+        let marks: Array<u8> = Array::new(3).unwrap();
+        let r = pool.starmap_chunked(fail_or_mark, (0..3).map(|x| (x, marks.clone())), 1);
+        assert!(matches!(r, Err(Error::TaskPanicked { .. })), "{r:?}");
+        assert_eq!(
+            marks.to_vec(),
+            vec![0, 1, 1],
+            "map returned while tasks still ran"
+        );
+        let marks: Array<u8> = Array::new(3).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let m = pool.map_async_with(
+            fail_or_mark_pair,
+            (0..3).map(|x| (x, marks.clone())),
+            |_| panic!("no success callback"),
+            move |e| tx.send(e.to_string()).unwrap(),
+        );
+        assert!(matches!(
+            m.get_timeout(Duration::from_millis(100)),
+            Err(Error::Timeout)
+        ));
+        assert!(!m.ready());
+        assert!(m.get_timeout(LONG).is_err());
+        assert_eq!(marks.to_vec(), vec![0, 1, 1]);
+        assert!(rx.recv_timeout(LONG).unwrap().contains("ValueError"));
+        assert!(rx.try_recv().is_err(), "the error callback runs once");
+    });
+}
+
+#[mp::task]
+fn fail_or_mark_pair(p: (i64, Array<u8>)) -> i64 {
+    fail_or_mark(p.0, p.1)
+}

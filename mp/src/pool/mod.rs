@@ -487,7 +487,8 @@ impl Pool {
     }
 
     /// `map(f, items)`: `f` over every item in the workers, results in input order;
-    /// the first failed item fails the whole map (as Python's `map` raises).
+    /// the first failed item fails the whole map (as Python's `map` raises), reported
+    /// once every item is done, as CPython does (no task of the map still runs then).
     pub fn map<F, A, I>(&self, f: F, items: I) -> Result<Vec<F::Output>>
     where
         F: TaskFn<(A,)>,

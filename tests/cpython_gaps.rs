@@ -1931,3 +1931,14 @@ fn map_reports_its_error_after_every_task_is_done() {
 fn fail_or_mark_pair(p: (i64, Array<u8>)) -> i64 {
     fail_or_mark(p.0, p.1)
 }
+
+/// `TestResourceTracker.test_too_long_name_resource`: a name the OS refuses is an
+/// error (no panic), as is the empty name (CPython: `shm_open("/")` fails).
+#[test]
+fn shared_memory_name_edges() {
+    let long = "a".repeat(300);
+    assert!(SharedMemory::create(Some(&long), 10).is_err());
+    assert!(SharedMemory::attach(&long).is_err());
+    assert!(SharedMemory::create(Some(""), 10).is_err());
+    assert!(SharedMemory::attach("").is_err());
+}

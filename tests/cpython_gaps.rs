@@ -1942,3 +1942,126 @@ fn shared_memory_name_edges() {
     assert!(SharedMemory::create(Some(""), 10).is_err());
     assert!(SharedMemory::attach("").is_err());
 }
+
+// ------------------------------------------------- _TestQueue, manager variant
+
+#[mp::task]
+fn mq_put_f(
+    queue: mp::managers::QueueProxy<i32>,
+    child_can_start: mp::managers::EventProxy,
+    parent_can_continue: mp::managers::EventProxy,
+) {
+    assert!(child_can_start.wait(Some(LONG)).unwrap());
+    for _ in 0..6 {
+        queue.get_timeout(LONG).unwrap();
+    }
+    parent_can_continue.set().unwrap();
+}
+
+#[mp::task]
+fn mq_get_f(
+    queue: mp::managers::QueueProxy<i32>,
+    child_can_start: mp::managers::EventProxy,
+    parent_can_continue: mp::managers::EventProxy,
+) {
+    assert!(child_can_start.wait(Some(LONG)).unwrap());
+    for i in 2..6 {
+        queue.put(i).unwrap();
+    }
+    parent_can_continue.set().unwrap();
+}
+
+#[mp::task]
+fn mq_task_done_f(q: mp::managers::JoinableQueueProxy<Option<i32>>) {
+    while let Some(_x) = q.get_timeout(LONG).unwrap() {
+        std::thread::sleep(Duration::from_millis(20));
+        q.task_done().unwrap();
+    }
+}
+
+/// `_TestQueue.test_put`, `test_get`, `test_qsize`, `test_task_done` on a manager's
+/// queues: full/empty states, `Full`/`Empty` at once for the non-blocking forms and
+/// after the timeout for the blocking ones, items from a child, `join` after
+/// `task_done` from several children.
+#[test]
+fn manager_queues_like_test_queue() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let queue = m.queue::<i32>(6).unwrap();
+        let (start, cont) = (m.event().unwrap(), m.event().unwrap());
+        let p = ctx.process(mq_put_f, (queue.clone(), start.clone(), cont.clone()));
+        p.start().unwrap();
+        assert!(queue.empty().unwrap());
+        assert!(!queue.full().unwrap());
+        for i in 1..=5 {
+            queue.put(i).unwrap();
+        }
+        queue.try_put(6).unwrap();
+        assert!(!queue.empty().unwrap());
+        assert!(queue.full().unwrap());
+        let (r, took) = timed(|| queue.try_put(7));
+        assert!(matches!(r, Err(Error::Full)));
+        assert!(took < Duration::from_secs(1));
+        let (r, took) = timed(|| queue.put_timeout(7, TIMEOUT1));
+        assert!(matches!(r, Err(Error::Full)));
+        almost(took, TIMEOUT1);
+        let (r, took) = timed(|| queue.put_timeout(7, Duration::ZERO));
+        assert!(matches!(r, Err(Error::Full)));
+        assert!(took < Duration::from_secs(1));
+        start.set().unwrap();
+        assert!(cont.wait(Some(LONG)).unwrap());
+        assert!(queue.empty().unwrap());
+        assert!(!queue.full().unwrap());
+        join_ok(&p);
+
+        let queue = m.queue::<i32>(0).unwrap();
+        let (start, cont) = (m.event().unwrap(), m.event().unwrap());
+        let p = ctx.process(mq_get_f, (queue.clone(), start.clone(), cont.clone()));
+        p.start().unwrap();
+        assert!(queue.empty().unwrap());
+        start.set().unwrap();
+        assert!(cont.wait(Some(LONG)).unwrap());
+        assert!(!queue.empty().unwrap());
+        assert_eq!(queue.get().unwrap(), 2);
+        assert_eq!(queue.get_timeout(LONG).unwrap(), 3);
+        assert_eq!(queue.get_timeout(Duration::from_secs(1)).unwrap(), 4);
+        assert_eq!(queue.try_get().unwrap(), 5);
+        assert!(queue.empty().unwrap());
+        let (r, took) = timed(|| queue.try_get());
+        assert!(matches!(r, Err(Error::Empty)));
+        assert!(took < Duration::from_secs(1));
+        let (r, took) = timed(|| queue.get_timeout(TIMEOUT3));
+        assert!(matches!(r, Err(Error::Empty)));
+        almost(took, TIMEOUT3);
+        join_ok(&p);
+
+        let q = m.queue::<i32>(0).unwrap();
+        assert_eq!(q.qsize().unwrap(), 0);
+        q.put(1).unwrap();
+        assert_eq!(q.qsize().unwrap(), 1);
+        q.put(5).unwrap();
+        assert_eq!(q.qsize().unwrap(), 2);
+        q.get().unwrap();
+        assert_eq!(q.qsize().unwrap(), 1);
+        q.get().unwrap();
+        assert_eq!(q.qsize().unwrap(), 0);
+
+        let jq = m.joinable_queue::<Option<i32>>(0).unwrap();
+        let workers: Vec<Process> = (0..4)
+            .map(|_| ctx.process(mq_task_done_f, (jq.clone(),)))
+            .collect();
+        for w in &workers {
+            w.start().unwrap();
+        }
+        for i in 0..10 {
+            jq.put(Some(i)).unwrap();
+        }
+        assert!(jq.join_timeout(LONG).unwrap());
+        for _ in &workers {
+            jq.put(None).unwrap();
+        }
+        for w in &workers {
+            join_ok(w);
+        }
+    });
+}

@@ -2065,3 +2065,38 @@ fn manager_queues_like_test_queue() {
         }
     });
 }
+
+#[mp::task]
+fn mgr_multipass(barrier: BarrierProxy, r0: ListProxy<bool>, r1: ListProxy<bool>, n: usize) {
+    let m = barrier.parties().unwrap();
+    assert_eq!(m, N);
+    for i in 0..n {
+        r0.append(true).unwrap();
+        assert_eq!(r1.len().unwrap(), i * m);
+        barrier.wait().unwrap();
+        r1.append(true).unwrap();
+        assert_eq!(r0.len().unwrap(), (i + 1) * m);
+        barrier.wait().unwrap();
+    }
+    assert_eq!(barrier.n_waiting().unwrap(), 0);
+    assert!(!barrier.broken().unwrap());
+}
+
+/// `_TestBarrier.test_barrier_10` and `test_wait_return` on a manager's barrier: ten
+/// rounds in lockstep (a party of the next round cannot slip into the current one).
+#[test]
+fn manager_barrier_lockstep_rounds() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let barrier = m.barrier_timeout(N, LONG).unwrap();
+        let (r0, r1) = (
+            m.list(Vec::<bool>::new()).unwrap(),
+            m.list(Vec::<bool>::new()).unwrap(),
+        );
+        run_parties(
+            || ctx.process(mgr_multipass, (barrier.clone(), r0.clone(), r1.clone(), 10)),
+            || mgr_multipass(barrier.clone(), r0.clone(), r1.clone(), 10),
+        );
+        assert_eq!(r0.len().unwrap(), 10 * N);
+    });
+}

@@ -946,12 +946,15 @@ fn smt_event(o: mp::managers::EventProxy) {
 #[mp::task]
 fn smt_lock(o: mp::managers::LockProxy) {
     assert!(o.acquire().unwrap());
+    assert!(o.locked().unwrap());
 }
 
 #[mp::task]
 fn smt_rlock(o: mp::managers::RLockProxy) {
     assert!(o.acquire().unwrap());
+    assert!(o.locked().unwrap());
     o.release().unwrap();
+    assert!(!o.locked().unwrap());
 }
 
 #[mp::task]
@@ -1055,7 +1058,9 @@ fn sync_manager_types() {
         // a Lock acquired by a child may be released by the parent, once
         let o = m.lock().unwrap();
         run(ctx.process(smt_lock, (o.clone(),)));
+        assert!(o.locked().unwrap());
         o.release().unwrap();
+        assert!(!o.locked().unwrap());
         assert!(o.release().is_err());
 
         let o = m.rlock().unwrap();

@@ -683,6 +683,10 @@ sync_proxy!(
 );
 impl LockProxy {
     acquirer_methods!();
+    /// `locked()` (Python 3.14): whether some client holds the lock.
+    pub fn locked(&self) -> Result<bool> {
+        call(&self.base, "locked", Vec::new())
+    }
     /// A copy of the lock's state: `true` when it is held.
     pub fn get_value(&self) -> Result<bool> {
         self.base.get_value()
@@ -697,6 +701,10 @@ sync_proxy!(
 );
 impl RLockProxy {
     acquirer_methods!();
+    /// `locked()` (Python 3.14): whether some client holds the lock.
+    pub fn locked(&self) -> Result<bool> {
+        call(&self.base, "locked", Vec::new())
+    }
     /// A copy of the lock's state: `true` when it is held.
     pub fn get_value(&self) -> Result<bool> {
         self.base.get_value()

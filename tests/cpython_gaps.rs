@@ -2105,3 +2105,25 @@ fn manager_barrier_lockstep_rounds() {
         assert_eq!(r0.len().unwrap(), 10 * N);
     });
 }
+
+/// Dropping a `SharedMemory` or `ShareableList` handle closes it but does not unlink the
+/// segment (CPython: only `unlink()` or the resource tracker at exit removes it), so
+/// another attach by name still works.
+#[test]
+fn dropping_a_handle_does_not_unlink() {
+    let name = {
+        let mut shm = SharedMemory::create(None, 64).unwrap();
+        shm.buf_mut()[0] = 7;
+        shm.name().to_string()
+    };
+    let again = SharedMemory::attach(&name).unwrap();
+    assert_eq!(again.buf()[0], 7);
+    again.unlink().unwrap();
+    let name = {
+        let sl = ShareableList::new(&[1i64, 2, 3]).unwrap();
+        sl.shm().name().to_string()
+    };
+    let sl: ShareableList<i64> = ShareableList::attach(&name).unwrap();
+    assert_eq!(sl.to_vec().unwrap(), vec![1, 2, 3]);
+    sl.shm().unlink().unwrap();
+}

@@ -2127,3 +2127,43 @@ fn dropping_a_handle_does_not_unlink() {
     assert_eq!(sl.to_vec().unwrap(), vec![1, 2, 3]);
     sl.shm().unlink().unwrap();
 }
+
+/// `terminate()` while an `imap` and a `map_async` are in flight: the iterator ends
+/// (its remaining items fail) and the result reports an error, within a bound; an item
+/// already ready is still returned by `next_timeout(ZERO)`.
+#[test]
+fn terminate_ends_running_imaps() {
+    for_each_method(|ctx| {
+        let pool = std::sync::Arc::new(ctx.pool(Some(2)).unwrap());
+        let mut it = pool.imap(
+            sqr_after_pair,
+            vec![(1i64, 0u64), (2, 60_000), (3, 60_000), (4, 0)],
+        );
+        let first = it.next_timeout(LONG);
+        assert!(matches!(first, Some(Ok(1))), "{first:?}");
+        let m = pool.map_async_chunked(sqr_after_pair, vec![(5i64, 60_000u64); 4], 1);
+        let p = pool.clone();
+        within(LONG, "terminate", move || p.terminate().unwrap());
+        let rest: Vec<Result<i64>> = within(LONG, "imap after terminate", move || it.collect());
+        assert!(
+            !rest.is_empty() && rest.iter().all(|r| r.is_err()),
+            "{rest:?}"
+        );
+        assert!(m.get_timeout(LONG).is_err());
+
+        let pool = ctx.pool(Some(1)).unwrap();
+        let mut it = pool.imap(sqr, vec![3i64]);
+        assert!(it.next_timeout(LONG).is_some());
+        // a non-blocking next: Timeout until the item is ready, then the item
+        let mut it2 = pool.imap(sqr, vec![4i64]);
+        let t = Instant::now();
+        let r = loop {
+            match it2.next_timeout(Duration::ZERO) {
+                Some(Err(Error::Timeout)) if t.elapsed() < LONG => std::thread::yield_now(),
+                other => break other,
+            }
+        };
+        assert!(matches!(r, Some(Ok(16))), "{r:?}");
+        assert!(it.next_timeout(Duration::ZERO).is_none());
+    });
+}

@@ -2167,3 +2167,24 @@ fn terminate_ends_running_imaps() {
         assert!(it.next_timeout(Duration::ZERO).is_none());
     });
 }
+
+#[mp::task]
+fn append_from_child(l: ListProxy<i64>, x: i64) {
+    l.append(x).unwrap();
+}
+
+/// A proxy of a manager started with its own authkey works in a child it is passed to
+/// (CPython pickles the authkey into a proxy while spawning a child).
+#[test]
+fn proxies_of_a_custom_authkey_manager_work_in_children() {
+    for_each_method(|ctx| {
+        let m = SyncManager::with_context(None, b"my own key".to_vec(), ctx);
+        m.start().unwrap();
+        let l = m.list(Vec::<i64>::new()).unwrap();
+        let p = ctx.process(append_from_child, (l.clone(), 5));
+        p.start().unwrap();
+        join_ok(&p);
+        assert_eq!(l.to_vec().unwrap(), vec![5]);
+        m.shutdown().unwrap();
+    });
+}

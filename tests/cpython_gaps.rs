@@ -2188,3 +2188,29 @@ fn proxies_of_a_custom_authkey_manager_work_in_children() {
         m.shutdown().unwrap();
     });
 }
+
+#[mp::task]
+fn append_pair(p: (ListProxy<i64>, i64)) -> i64 {
+    p.0.append(p.1).unwrap();
+    p.1
+}
+
+/// Proxies in pool task arguments (CPython pickles them like any argument): every
+/// worker reaches the manager; the referent survives the workers' copies.
+#[test]
+fn proxies_in_pool_tasks() {
+    for_each_method(|ctx| {
+        let m = manager(ctx);
+        let l = m.list(Vec::<i64>::new()).unwrap();
+        let pool = ctx.pool(Some(2)).unwrap();
+        let got = pool
+            .map_chunked(append_pair, (0..20).map(|i| (l.clone(), i)), 3)
+            .unwrap();
+        assert_eq!(got, (0..20).collect::<Vec<_>>());
+        let mut all = l.to_vec().unwrap();
+        all.sort();
+        assert_eq!(all, (0..20).collect::<Vec<_>>());
+        drop(pool);
+        assert_eq!(l.len().unwrap(), 20);
+    });
+}

@@ -2214,3 +2214,35 @@ fn proxies_in_pool_tasks() {
         assert_eq!(l.len().unwrap(), 20);
     });
 }
+
+#[mp::task]
+fn exploding_action() {
+    panic!("RuntimeError in the barrier's action");
+}
+
+#[mp::task]
+fn expect_broken(barrier: Barrier, broken: Value<i32>) {
+    if let Err(Error::BrokenBarrier) = barrier.wait() {
+        *broken.lock() += 1;
+    }
+}
+
+/// threading's `test_action_exception` (multiprocessing's Barrier is threading's
+/// algorithm): an action that fails breaks the barrier for every party, the one that
+/// ran it included; `reset` makes it usable again.
+#[test]
+fn barrier_action_that_panics_breaks_it() {
+    for_each_method(|ctx| {
+        let barrier = ctx.barrier(N, Some(exploding_action), Some(LONG)).unwrap();
+        let broken = ctx.value(0i32).unwrap();
+        run_parties(
+            || ctx.process(expect_broken, (barrier.clone(), broken.clone())),
+            || expect_broken(barrier.clone(), broken.clone()),
+        );
+        assert_eq!(broken.get() as usize, N);
+        assert!(barrier.broken());
+        barrier.reset();
+        assert!(!barrier.broken());
+        assert_eq!(barrier.n_waiting(), 0);
+    });
+}

@@ -427,6 +427,19 @@ impl Referent for DictRef {
                 drop(old);
                 unit()
             }
+            // the last inserted pair (LIFO), as Python 3.7+
+            "popitem" => match d.pop() {
+                Some((k, v)) => {
+                    drop(d);
+                    ret(Value::Tuple(vec![k, v]))
+                }
+                None => Err(Fail::new("KeyError", "'popitem(): dictionary is empty'")),
+            },
+            "copy" => {
+                let v = d.clone();
+                drop(d);
+                ret(Value::Dict(v))
+            }
             _ => Err(Fail::not_exposed(method)),
         }
     }
@@ -453,6 +466,8 @@ impl Referent for DictRef {
             "update",
             "setdefault",
             "clear",
+            "popitem",
+            "copy",
         ]
     }
 }

@@ -323,6 +323,11 @@ where
     pub fn clear(&self) -> Result<()> {
         call(&self.base, "clear", Vec::new())
     }
+    /// `d.popitem()`: removes and returns the last inserted pair; an empty dict is
+    /// `Remote { kind: "KeyError" }`.
+    pub fn popitem(&self) -> Result<(K, V)> {
+        call(&self.base, "popitem", Vec::new())
+    }
     /// `dict(d)`: a copy as a `HashMap`.
     pub fn to_map(&self) -> Result<HashMap<K, V>>
     where

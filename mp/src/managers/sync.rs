@@ -407,10 +407,20 @@ impl Referent for EventRef {
     }
 }
 
+/// CPython's `threading.Barrier` state: filling, draining (a round completed and its
+/// waiters are leaving), resetting (a `reset` while parties waited: they leave with
+/// `BrokenBarrier`), broken.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum BarrierState {
+    Filling,
+    Draining,
+    Resetting,
+    Broken,
+}
+
 struct BarrierSt {
     count: usize,
-    generation: u64,
-    broken: bool,
+    state: BarrierState,
 }
 
 pub(crate) struct BarrierRef {
@@ -427,44 +437,68 @@ impl BarrierRef {
             timeout,
             st: Mutex::new(BarrierSt {
                 count: 0,
-                generation: 0,
-                broken: false,
+                state: BarrierState::Filling,
             }),
             cv: Condvar::new(),
         }
     }
 
+    /// `threading.Barrier.wait`, step for step: wait for the previous round to drain (or
+    /// a reset to finish), arrive, then either release the round (the last party) or
+    /// wait for it to be released, reset, aborted or to time out (which breaks it).
     fn wait(&self, timeout: Option<f64>) -> FResult<usize> {
+        use BarrierState::*;
         let broken = || Fail::new("BrokenBarrier", "barrier is broken");
-        let mut g = lock(&self.st);
-        if g.broken {
+        let (mut g, _) = wait_until(lock(&self.st), &self.cv, None, |s| {
+            !matches!(s.state, Draining | Resetting)
+        })?;
+        if g.state == Broken {
             return Err(broken());
         }
         let index = g.count;
         g.count += 1;
-        if g.count == self.parties {
-            g.count = 0;
-            g.generation += 1;
+        let outcome = if index + 1 == self.parties {
+            g.state = Draining;
             self.cv.notify_all();
-            return Ok(index);
-        }
-        let generation = g.generation;
-        let waited = wait_until(g, &self.cv, deadline(timeout.or(self.timeout)), |s| {
-            s.generation != generation || s.broken
-        });
-        match waited {
-            Ok((g, _)) if g.generation != generation => Ok(index),
-            Ok((mut g, _)) => {
-                // timed out or broken: the barrier is broken for everyone
-                if !g.broken {
-                    g.broken = true;
-                    self.cv.notify_all();
+            Ok(index)
+        } else {
+            let deadline = deadline(timeout.or(self.timeout));
+            match wait_until(g, &self.cv, deadline, |s| s.state != Filling) {
+                Ok((back, released)) => {
+                    g = back;
+                    if !released {
+                        g.state = Broken;
+                        self.cv.notify_all();
+                    }
+                    if matches!(g.state, Broken | Resetting) {
+                        Err(broken())
+                    } else {
+                        Ok(index)
+                    }
                 }
-                g.count = g.count.saturating_sub(1);
-                Err(broken())
+                Err(f) => return Err(f),
             }
-            Err(f) => Err(f),
+        };
+        // leaving: the last one out of a drained or reset round reopens the barrier
+        g.count -= 1;
+        if g.count == 0 && matches!(g.state, Draining | Resetting) {
+            g.state = Filling;
+            self.cv.notify_all();
         }
+        outcome
+    }
+
+    fn reset(&self) {
+        use BarrierState::*;
+        let mut g = lock(&self.st);
+        if g.count > 0 {
+            if matches!(g.state, Filling | Broken) {
+                g.state = Resetting;
+            }
+        } else {
+            g.state = Filling;
+        }
+        self.cv.notify_all();
     }
 }
 
@@ -474,25 +508,24 @@ impl Referent for BarrierRef {
         match method {
             "wait" => ret(self.wait(opt_arg(&mut a, 0)?)? as u64),
             "reset" => {
-                let mut g = lock(&self.st);
-                if g.count > 0 {
-                    // break the waiters of this round, then start afresh
-                    g.broken = true;
-                    self.cv.notify_all();
-                }
-                g.count = 0;
-                g.generation += 1;
-                g.broken = false;
+                self.reset();
                 unit()
             }
             "abort" => {
-                lock(&self.st).broken = true;
+                lock(&self.st).state = BarrierState::Broken;
                 self.cv.notify_all();
                 unit()
             }
             "parties" => ret(self.parties as u64),
-            "n_waiting" => ret(lock(&self.st).count as u64),
-            "broken" => ret(lock(&self.st).broken),
+            "n_waiting" => {
+                let g = lock(&self.st);
+                ret(if g.state == BarrierState::Filling {
+                    g.count as u64
+                } else {
+                    0
+                })
+            }
+            "broken" => ret(lock(&self.st).state == BarrierState::Broken),
             _ => Err(Fail::not_exposed(method)),
         }
     }
@@ -500,7 +533,9 @@ impl Referent for BarrierRef {
         let g = lock(&self.st);
         format!(
             "<Barrier parties={} waiting={} broken={}>",
-            self.parties, g.count, g.broken
+            self.parties,
+            g.count,
+            g.state == BarrierState::Broken
         )
     }
     fn get_value(&self) -> FResult<Vec<u8>> {
@@ -648,6 +683,10 @@ sync_proxy!(
 );
 impl LockProxy {
     acquirer_methods!();
+    /// `locked()` (Python 3.14): whether some client holds the lock.
+    pub fn locked(&self) -> Result<bool> {
+        call(&self.base, "locked", Vec::new())
+    }
     /// A copy of the lock's state: `true` when it is held.
     pub fn get_value(&self) -> Result<bool> {
         self.base.get_value()
@@ -662,6 +701,10 @@ sync_proxy!(
 );
 impl RLockProxy {
     acquirer_methods!();
+    /// `locked()` (Python 3.14): whether some client holds the lock.
+    pub fn locked(&self) -> Result<bool> {
+        call(&self.base, "locked", Vec::new())
+    }
     /// A copy of the lock's state: `true` when it is held.
     pub fn get_value(&self) -> Result<bool> {
         self.base.get_value()

@@ -60,6 +60,23 @@ pub(crate) fn default_chunksize(len: usize, workers: usize) -> usize {
     len.div_ceil(workers.max(1) * 4).max(1)
 }
 
+/// Pulls up to `n` items from a caller's input iterator. A panic in it (Python: the
+/// input iterable raising, `test_imap_handle_iterable_exception`) becomes an error of
+/// the job instead of killing the pool thread that pulls (which left `imap` hanging).
+pub(crate) fn pull_items<T>(
+    items: &mut impl Iterator<Item = T>,
+    n: usize,
+    task: &str,
+) -> Result<Vec<T>> {
+    crate::spawn::catch_quietly(|| items.by_ref().take(n).collect()).map_err(
+        |(message, backtrace)| Error::TaskPanicked {
+            task: task.to_string(),
+            message: format!("the input iterator panicked: {message}"),
+            backtrace,
+        },
+    )
+}
+
 fn check_chunksize(chunksize: usize) -> Result<()> {
     if chunksize == 0 {
         Err(Error::invalid("chunksize must be a positive number, not 0"))
@@ -439,7 +456,7 @@ impl Pool {
             if let Some(cs) = chunksize {
                 check_chunksize(cs)?;
             }
-            let items: Vec<Args> = items.into_iter().collect();
+            let items: Vec<Args> = pull_items(&mut items.into_iter(), usize::MAX, task)?;
             let cs = match (self.task_timeout, chunksize) {
                 (Some(_), _) => 1,
                 (None, Some(cs)) => cs,
@@ -474,7 +491,8 @@ impl Pool {
     }
 
     /// `map(f, items)`: `f` over every item in the workers, results in input order;
-    /// the first failed item fails the whole map (as Python's `map` raises).
+    /// the first failed item fails the whole map (as Python's `map` raises), reported
+    /// once every item is done, as CPython does (no task of the map still runs then).
     pub fn map<F, A, I>(&self, f: F, items: I) -> Result<Vec<F::Output>>
     where
         F: TaskFn<(A,)>,
@@ -644,7 +662,14 @@ impl Pool {
                     return;
                 }
                 let mut c = Chunk::new(id, start, task);
-                let part: Vec<Args> = items.by_ref().take(chunksize).collect();
+                let part: Vec<Args> = match pull_items(&mut items, chunksize, task) {
+                    Ok(part) => part,
+                    Err(e) => {
+                        // the items before arrive; the failure is the next one
+                        shared.input_failed(id, start, &e);
+                        return;
+                    }
+                };
                 if let Err(e) = fill_chunk(&mut c, &part) {
                     shared.abort_feeding(id, &e);
                     return;

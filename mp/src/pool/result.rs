@@ -244,6 +244,12 @@ impl<R> AsyncResult<R> {
     fn take(mut s: MutexGuard<'_, Slot<R>>) -> Result<R> {
         match std::mem::replace(&mut *s, Slot::Pending) {
             Slot::Pending => Err(Error::Timeout),
+            // an error stays: every later `get` raises it again, as in Python
+            Slot::Ready(Err(e)) => {
+                let again = copy_error(&e);
+                *s = Slot::Ready(Err(e));
+                Err(again)
+            }
             Slot::Ready(v) => {
                 *s = Slot::Taken { ok: v.is_ok() };
                 v
@@ -259,7 +265,8 @@ impl<R> AsyncResult<R> {
 
     /// `get()`: waits for the result and moves it out (the task's error if it failed).
     /// A second `get` after a successful one is [`Error::InvalidState`]: the value
-    /// has moved to the first caller.
+    /// has moved to the first caller (`R` need not be `Clone`). A failed result
+    /// returns its error (a copy) on every `get`, as Python re-raises it.
     pub fn get(&self) -> Result<R> {
         Self::take(self.wait_until(None))
     }
@@ -371,20 +378,17 @@ impl<R: Send + 'static> MapSink<R> {
         self.result.complete(v);
     }
 
-    /// A run of successful values from `start` on.
-    fn accept(&self, start: usize, values: Vec<R>, first_error: Option<Error>) {
+    /// A run of `values.len() + failed` items from `start` on: the successful values
+    /// and how many failed (the first failure's error). As CPython's `MapResult`, a
+    /// failed map keeps its first error but is only ready once every item is done, so
+    /// no task of it still runs when `get` returns (bpo-23992, `test_map_no_failfast`).
+    fn accept(&self, start: usize, values: Vec<R>, failed: usize, first_error: Option<Error>) {
         let mut st = lock(&self.state);
         if st.done {
             return;
         }
-        if let Some(e) = first_error {
-            // Python's map fails as a whole with the first error
-            st.error.get_or_insert(e);
-            self.finish(&mut st);
-            return;
-        }
         // a chunk is delivered once: the supervisor forgets a chunk when it hands it on
-        let n = values.len();
+        let n = values.len() + failed;
         if n > st.left {
             st.error
                 .get_or_insert_with(|| Error::invalid("a map received more results than items"));
@@ -392,7 +396,15 @@ impl<R: Send + 'static> MapSink<R> {
             return;
         }
         st.left -= n;
-        st.chunks.push((start, values));
+        if let Some(e) = first_error {
+            if st.error.is_none() {
+                st.error = Some(e);
+                // the values are no longer wanted
+                st.chunks = Vec::new();
+            }
+        } else if st.error.is_none() {
+            st.chunks.push((start, values));
+        }
         if st.left == 0 {
             self.finish(&mut st);
         }
@@ -402,16 +414,27 @@ impl<R: Send + 'static> MapSink<R> {
 impl<R: Send + 'static> Sink<R> for MapSink<R> {
     fn deliver(&self, start: usize, outcomes: Vec<Result<R>>) {
         let mut values = Vec::with_capacity(outcomes.len());
+        let mut failed = 0;
+        let mut first = None;
         for o in outcomes {
             match o {
                 Ok(v) => values.push(v),
-                Err(e) => return self.accept(start, Vec::new(), Some(e)),
+                Err(e) => {
+                    failed += 1;
+                    first.get_or_insert(e);
+                }
             }
         }
-        self.accept(start, values, None);
+        self.accept(start, values, failed, first);
     }
     fn deliver_chunk(&self, start: usize, values: Vec<R>, errors: Vec<(usize, Error)>) {
-        self.accept(start, values, errors.into_iter().next().map(|(_, e)| e));
+        let failed = errors.len();
+        self.accept(
+            start,
+            values,
+            failed,
+            errors.into_iter().next().map(|(_, e)| e),
+        );
     }
     fn set_total(&self, _total: usize) {}
     fn fail_rest(&self, err: &Error) {

@@ -232,6 +232,20 @@ impl Shared {
         }
     }
 
+    /// The input of an `imap` job failed after `at` items: those still arrive, the
+    /// item at `at` is `err`, and the iteration ends there.
+    pub(crate) fn input_failed(&self, job: u64, at: usize, err: &Error) {
+        let mut st = lock(&self.state);
+        if let Some(j) = st.jobs.get_mut(&job) {
+            j.sink.fail(at, 1, err);
+            j.sink.set_total(at + 1);
+            j.feeding = false;
+        }
+        Self::forget_if_done(&mut st, job);
+        drop(st);
+        self.wake();
+    }
+
     /// The feeder of `job` failed (input or encoding error): the job ends with `err`.
     pub(crate) fn abort_feeding(&self, job: u64, err: &Error) {
         let mut st = lock(&self.state);

@@ -292,7 +292,17 @@ impl ThreadPool {
             result.complete(Err(e));
             return result;
         }
-        let items: Vec<Args> = items.into_iter().collect();
+        let items: Vec<Args> = match super::pull_items(
+            &mut items.into_iter(),
+            usize::MAX,
+            std::any::type_name::<F>(),
+        ) {
+            Ok(items) => items,
+            Err(e) => {
+                result.complete(Err(e));
+                return result;
+            }
+        };
         let cs = chunksize.unwrap_or_else(|| default_chunksize(items.len(), self.size));
         let sink = Arc::new(MapSink::new(items.len(), result.clone()));
         let f = Arc::new(f);
@@ -473,7 +483,16 @@ impl ThreadPool {
                 if !it.wait_for_room(start, limit) {
                     break;
                 }
-                let chunk: Vec<Args> = items.by_ref().take(chunksize).collect();
+                let chunk: Vec<Args> =
+                    match super::pull_items(&mut items, chunksize, std::any::type_name::<F>()) {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            // the items before arrive; the failure is the next one
+                            it.deliver(start, vec![Err(e)]);
+                            start += 1;
+                            break;
+                        }
+                    };
                 if chunk.is_empty() {
                     break;
                 }

@@ -193,8 +193,11 @@ struct LockHeader {
     /// The thread that acquired it last (its kernel thread id; 0 once released): only
     /// consulted by a [`Condition`] on this lock, which only its holder may use.
     holder: AtomicU32,
+    /// The process of `holder` (for the `Debug` output: CPython's repr tells "some
+    /// other thread" of this process from "some other process").
+    holder_pid: AtomicU32,
 }
-// SAFETY: repr(C), one atomic: every bit pattern is valid.
+// SAFETY: repr(C), atomics only: every bit pattern is valid.
 unsafe impl SharedHeader for LockHeader {}
 
 block_handle_serde!(Lock, LockHeader, "lock");
@@ -219,6 +222,7 @@ impl Lock {
         let got = RawLock::lock(self.word(), dl);
         if got {
             self.h().holder.store(futex::tid(), Relaxed);
+            self.h().holder_pid.store(std::process::id(), Relaxed);
         }
         got
     }
@@ -237,6 +241,10 @@ impl Lock {
     pub fn is_locked(&self) -> bool {
         RawLock::is_locked(self.word())
     }
+    /// Python 3.14's `lock.locked()`: the same as [`is_locked`](Self::is_locked).
+    pub fn locked(&self) -> bool {
+        self.is_locked()
+    }
     /// Whether the calling thread acquired the lock (and nobody released it since).
     fn held_by_me(&self) -> bool {
         self.is_locked() && self.h().holder.load(Relaxed) == futex::tid()
@@ -252,14 +260,36 @@ impl Acquire for Lock {
     }
 }
 
+/// How CPython's `Lock`/`RLock` `__repr__` names the caller when it holds the lock: the
+/// process's name, with `|<thread name>` outside the main thread.
+fn my_owner_name() -> String {
+    let mut name = crate::process::current_process().name();
+    if futex::tid() != std::process::id() {
+        name.push('|');
+        match std::thread::current().name() {
+            Some(t) => name.push_str(t),
+            None => name.push_str(&format!("Thread-{}", futex::tid())),
+        }
+    }
+    name
+}
+
+/// Python's `repr(lock)`: `<Lock(owner=None)>` when free, else the holder:
+/// `MainProcess` (the caller's process name, `|thread` outside its main thread),
+/// `SomeOtherThread` or `SomeOtherProcess`.
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = if self.is_locked() {
-            "locked"
+        let holder = self.h().holder.load(Relaxed);
+        let owner = if !self.is_locked() {
+            "None".to_string()
+        } else if holder == futex::tid() {
+            my_owner_name()
+        } else if self.h().holder_pid.load(Relaxed) == std::process::id() {
+            "SomeOtherThread".to_string()
         } else {
-            "unlocked"
+            "SomeOtherProcess".to_string()
         };
-        write!(f, "<Lock({s})>")
+        write!(f, "<Lock(owner={owner})>")
     }
 }
 
@@ -367,6 +397,10 @@ impl RLock {
     pub fn is_owned(&self) -> bool {
         self.owned_by(&futex::identity())
     }
+    /// Python 3.14's `rlock.locked()`: whether any thread of any process owns it.
+    pub fn locked(&self) -> bool {
+        self.recursion_count() != 0
+    }
     /// The recursion depth (0 = free).
     pub fn recursion_count(&self) -> u32 {
         if self.state().load(Relaxed) == 0 {
@@ -397,11 +431,21 @@ impl Acquire for RLock {
     }
 }
 
+/// Python's `repr(rlock)`: `<RLock(None, 0)>` when free, `<RLock(MainProcess, 2)>`
+/// when the caller owns it (its process name, `|thread` outside its main thread, and
+/// the depth), else `<RLock(SomeOtherThread, nonzero)>` or
+/// `<RLock(SomeOtherProcess, nonzero)>`.
 impl fmt::Debug for RLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.recursion_count() {
-            0 => write!(f, "<RLock(None, 0)>"),
-            n => write!(f, "<RLock({}, {n})>", self.owner().load(Relaxed)),
+        let n = self.recursion_count();
+        if n == 0 {
+            write!(f, "<RLock(None, 0)>")
+        } else if self.is_owned() {
+            write!(f, "<RLock({}, {n})>", my_owner_name())
+        } else if self.h().owner_pid.load(Relaxed) == std::process::id() {
+            write!(f, "<RLock(SomeOtherThread, nonzero)>")
+        } else {
+            write!(f, "<RLock(SomeOtherProcess, nonzero)>")
         }
     }
 }

@@ -536,15 +536,7 @@ impl Supervisor {
         // place: the results stay borrowed from it. A worker's message carries no
         // descriptors.
         let mut rbuf = std::mem::take(&mut self.rbuf);
-        let len = match w.conn.recv_bytes_into(&mut rbuf) {
-            Ok(n) => Ok(n),
-            Err(Error::BufferTooShort { message }) => {
-                let n = message.len();
-                rbuf = message;
-                Ok(n)
-            }
-            Err(e) => Err(e),
-        };
+        let len = w.conn.recv_bytes_into_vec(&mut rbuf, usize::MAX);
         let msg = len.and_then(|n| crate::codec::decode_borrowed::<FromWorker<&Bytes>>(&rbuf[..n]));
         match msg {
             Ok(FromWorker::Done {
@@ -595,7 +587,7 @@ impl Supervisor {
             }
         }
         // a buffer grown for one huge chunk is not kept
-        if rbuf.len() <= MAX_KEPT_BUFFER {
+        if rbuf.capacity() <= MAX_KEPT_BUFFER {
             self.rbuf = rbuf;
         }
     }

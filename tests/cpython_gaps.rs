@@ -312,15 +312,6 @@ fn mgr_cond_f(
     cond.release().unwrap();
 }
 
-/// Polls `f` until it returns `v` (CPython's assertReachesEventually), bounded.
-fn reaches(f: impl Fn() -> u32, v: u32) {
-    let t = Instant::now();
-    while f() != v {
-        assert!(t.elapsed() < LONG, "stuck at {} != {v}", f());
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// `_TestCondition.test_notify` / `test_notify_all` / `test_notify_n` on a manager's
 /// condition, with a process and a thread sleeping on it.
 #[test]

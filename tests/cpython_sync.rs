@@ -15,15 +15,6 @@ const LONG: Duration = Duration::from_secs(30);
 /// CPython's DELTA: only used to check that something has *not* happened.
 const DELTA: Duration = Duration::from_millis(100);
 
-/// Polls `f` until it returns `v` (CPython's assertReachesEventually), bounded.
-fn reaches(f: impl Fn() -> u32, v: u32) {
-    let t = Instant::now();
-    while f() != v {
-        assert!(t.elapsed() < LONG, "stuck at {} != {v}", f());
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 // ------------------------------------------------------------------------- _TestLock
 
 #[test]

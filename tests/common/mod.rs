@@ -70,3 +70,16 @@ pub fn within<R: Send + 'static>(
         Err(_) => panic!("{what}: still blocked after {bound:?}"),
     }
 }
+
+/// Polls `f` until it returns `v` (CPython's assertReachesEventually), for at most 30 s.
+pub fn reaches(f: impl Fn() -> u32, v: u32) {
+    let t = Instant::now();
+    while f() != v {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "stuck at {} != {v}",
+            f()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -394,6 +394,14 @@ impl Connection {
         self.recv_into(maxlength, false, Dest::Vec(buf), |body, _| body.placed())
     }
 
+    /// [`recv`](Self::recv) through a buffer the caller reuses from message to message
+    /// (a pool worker's tasks): the message is read into `buf` as by
+    /// [`recv_bytes_into_vec`](Self::recv_bytes_into_vec), then decoded from it.
+    pub(crate) fn recv_via<T: DeserializeOwned>(&self, buf: &mut Vec<u8>) -> Result<T> {
+        let fds = self.recv_into(usize::MAX, false, Dest::Vec(buf), |_, fds| fds)?;
+        crate::codec::decode_with_fds(buf, fds)
+    }
+
     /// Turns the low-latency mode on (`Some(bound)`) or off (`None`, the default) for
     /// this connection and its clones: a receive that finds no message spins on
     /// non-blocking reads (the spin policy of the locks: a few busy rounds, then
@@ -637,6 +645,7 @@ pub mod root_exports {
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
 
     #[test]
     fn simplex_directions() {
@@ -697,6 +706,49 @@ mod tests {
         assert_eq!(c.recv_bytes().unwrap(), vec![9; 300]);
         assert!(c.inner.recv.get().has_frame.load(Ordering::Acquire));
         assert_eq!(c.recv_bytes().unwrap(), b"x");
+    }
+
+    #[test]
+    fn long_and_short_frames_alternate_with_their_descriptors() {
+        // after a long frame the next header is read on its own: every mix of long and
+        // short frames (some carrying descriptors) still arrives whole and in order
+        use crate::reduction::SharedFd;
+        let (a, b) = pipe(true).unwrap();
+        let long = |k: u8| -> Vec<u8> { (0..100_000u32).map(|i| (i as u8) ^ k).collect() };
+        let sender = {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for k in 0..6u8 {
+                    a.send_bytes(&long(k)).unwrap();
+                    let (r, w) = std::io::pipe().unwrap();
+                    a.send(&(k, SharedFd::new(OwnedFd::from(r)))).unwrap();
+                    (&w).write_all(&[k]).unwrap();
+                    if k % 2 == 0 {
+                        a.send_bytes(&[k; 3]).unwrap();
+                    }
+                }
+            })
+        };
+        let mut v = Vec::new();
+        for k in 0..6u8 {
+            if k % 3 == 0 {
+                assert_eq!(b.recv_bytes_into_vec(&mut v, usize::MAX).unwrap(), 100_000);
+                assert!(v == long(k), "long frame {k}");
+            } else {
+                assert!(b.recv_bytes().unwrap() == long(k), "long frame {k}");
+            }
+            let (got, fd): (u8, SharedFd) = b.recv().unwrap();
+            assert_eq!(got, k);
+            let mut byte = [0u8];
+            std::fs::File::from(fd.into_owned())
+                .read_exact(&mut byte)
+                .unwrap();
+            assert_eq!(byte, [k], "the descriptor of frame {k}");
+            if k % 2 == 0 {
+                assert_eq!(b.recv_bytes().unwrap(), [k; 3]);
+            }
+        }
+        sender.join().unwrap();
     }
 
     #[test]

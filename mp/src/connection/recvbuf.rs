@@ -69,6 +69,12 @@ pub(super) struct RecvBuf {
     pending: VecDeque<Pending>,
     /// The adaptive spin's current bound in ns (0: not started yet).
     spin_now: u64,
+    /// The last frame was longer than the buffer: the next header is read on its own
+    /// (at most 12 bytes), so that a long body after it goes from the socket straight
+    /// to its destination instead of through the buffer (a pool's chunks and results
+    /// come one long frame after another; copying the first 64 KiB of each out of the
+    /// buffer cost more than the rest).
+    long_last: bool,
 }
 
 impl RecvBuf {
@@ -180,6 +186,7 @@ impl RecvBuf {
             }
             let have = self.end - self.start;
             let limit = match (exact, have) {
+                (false, 0) if self.long_last => 12,
                 (false, _) => usize::MAX,
                 (true, 0..4) => 4 - have,
                 (true, _) => 12 - have, // the long form: -1, then 8 bytes of length
@@ -233,6 +240,7 @@ impl RecvBuf {
         // a lying length near usize::MAX: read until the peer hangs up, as for any length
         let total = h.saturating_add(len);
         let from = self.pos;
+        self.long_last = total > BUF;
         if total <= BUF {
             while self.end - self.start < total {
                 let have = self.end - self.start;

@@ -232,8 +232,11 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
         }
     }
     let mut done = 0u64;
+    // tasks are read into one buffer, reused (a fresh one per chunk cost a copy into
+    // new memory every time)
+    let mut rbuf = Vec::new();
     loop {
-        let t = match conn.recv::<ToWorker>() {
+        let t = match conn.recv_via::<ToWorker>(&mut rbuf) {
             Ok(ToWorker::Task(t)) => t,
             // Exit, the parent closed the connection, or a message we cannot read
             Ok(ToWorker::Exit) | Err(_) => return,
@@ -251,8 +254,14 @@ pub(crate) fn pool_worker(conn: Connection, init: Option<InitSpec>, maxtasks: Op
         if conn.send(&msg).is_err() || retiring {
             return;
         }
+        if rbuf.capacity() > KEPT_TASK_BUFFER {
+            rbuf = Vec::new();
+        }
     }
 }
+
+/// The largest task buffer a worker keeps between chunks.
+const KEPT_TASK_BUFFER: usize = 16 << 20;
 
 /// Tells glibc's malloc to keep freed memory (up to 64 MiB) in this worker's heap
 /// instead of handing it back to the kernel after every chunk: each chunk allocates its

@@ -868,7 +868,10 @@ fn the_handshake_reads_nothing_past_itself() {
 }
 
 #[test]
-fn a_forked_child_does_not_deliver_what_its_parent_read_ahead() {
+fn a_forked_child_refuses_a_connection_its_parent_read_ahead_on() {
+    // the parent's read buffer holds the second message (no longer in the socket): a
+    // forked child can neither deliver it (it is the parent's) nor read on after it, so
+    // its copy refuses to read, clearly; the parent keeps its message
     let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
     let (r, w) = mp::Pipe().unwrap();
     let (report_r, report_w) = mp::Pipe().unwrap();
@@ -879,30 +882,42 @@ fn a_forked_child_does_not_deliver_what_its_parent_read_ahead() {
     assert!(r.poll(Some(Duration::ZERO)).unwrap());
     let theirs = r.clone();
     let p = mp::Process::from_closure(move || {
-        // the parent's buffered "second" is not ours: nothing to read here...
-        let ready = theirs.poll(Some(Duration::from_millis(300))).unwrap();
-        report_w.send(&ready).unwrap();
-        if ready {
-            // (the bug: the parent's copy, delivered a second time)
-            report_w.send(&theirs.recv::<String>().unwrap()).unwrap();
-            return;
-        }
-        // ...until something arrives on the socket, which the child reads itself
-        assert!(theirs.poll(Some(T)).unwrap());
-        report_w.send(&theirs.recv::<String>().unwrap()).unwrap();
+        let polled = theirs.poll(Some(Duration::from_millis(300)));
+        let got = theirs.recv::<String>();
+        report_w
+            .send(&(format!("{polled:?}"), format!("{got:?}")))
+            .unwrap();
     })
     .with_context(ctx);
     p.start().unwrap();
-    let child_saw_a_message: bool = recv_t(&report_r).unwrap();
-    if child_saw_a_message {
-        let got: String = recv_t(&report_r).unwrap();
-        panic!("the forked child received {got:?}, a message its parent had read");
-    }
-    w.send(&"for the child".to_string()).unwrap();
-    assert_eq!(recv_t::<String>(&report_r).unwrap(), "for the child");
+    let (polled, got): (String, String) = recv_t(&report_r).unwrap();
+    assert!(
+        polled.starts_with("Err(InvalidState"),
+        "child's poll: {polled}"
+    );
+    assert!(got.starts_with("Err(InvalidState"), "child's recv: {got}");
     join(&p);
-    // the parent still has its own
-    assert!(r.poll(Some(Duration::ZERO)).unwrap());
+    // the parent still has its own, and reads on
     assert_eq!(r.recv::<String>().unwrap(), "second");
-    assert!(!r.poll(Some(Duration::ZERO)).unwrap());
+    w.send(&"third".to_string()).unwrap();
+    assert_eq!(recv_t::<String>(&r).unwrap(), "third");
+}
+
+#[test]
+fn a_forked_child_reads_a_connection_its_parent_left_empty() {
+    // the common case: the parent read nothing ahead (or everything it read was taken)
+    let ctx = mp::get_context(Some(mp::StartMethod::Fork)).unwrap();
+    let (r, w) = mp::Pipe().unwrap();
+    let (report_r, report_w) = mp::Pipe().unwrap();
+    w.send(&1u32).unwrap();
+    assert_eq!(recv_t::<u32>(&r).unwrap(), 1);
+    let theirs = r.clone();
+    let p = mp::Process::from_closure(move || {
+        report_w.send(&theirs.recv::<u32>().unwrap()).unwrap();
+    })
+    .with_context(ctx);
+    p.start().unwrap();
+    w.send(&2u32).unwrap();
+    assert_eq!(recv_t::<u32>(&report_r).unwrap(), 2);
+    join(&p);
 }

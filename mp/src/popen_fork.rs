@@ -337,6 +337,13 @@ pub(crate) fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
 /// Bumped in every forked child (a `pthread_atfork` child handler: mp's forks and any
 /// other), so [`ForkLocal`]s notice they were copied.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// This process's fork generation (bumped in every forked child once a [`ForkLocal`]
+/// exists): equal in two places only if they are the same process, or the value was
+/// read before the fork that separated them.
+pub(crate) fn fork_generation() -> u64 {
+    FORK_GENERATION.load(Ordering::Acquire)
+}
 /// Set in [`ForkLocal::get`]'s generation while one thread installs the fresh value.
 const RENEWING: u64 = 1 << 63;
 
@@ -409,6 +416,31 @@ impl<T: Default> ForkLocal<T> {
 impl<T: Default> Default for ForkLocal<T> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Whether this process is the one that made a value: `true` where it was made, `false`
+/// in any forked child's copy (whatever pid the child has: a pid can be reused, by a
+/// descendant that inherited the copy too). What CPython's `Finalize` checks with
+/// `os.getpid()`.
+pub(crate) struct MadeHere(ForkLocal<std::sync::atomic::AtomicBool>);
+
+impl MadeHere {
+    pub(crate) fn new() -> Self {
+        let f = ForkLocal::<std::sync::atomic::AtomicBool>::new();
+        f.get().store(true, Ordering::Release);
+        MadeHere(f)
+    }
+
+    /// Whether the calling process made it.
+    pub(crate) fn here(&self) -> bool {
+        self.0.get().load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for MadeHere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MadeHere({})", self.here())
     }
 }
 

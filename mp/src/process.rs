@@ -162,15 +162,12 @@ fn my_pid() -> u32 {
 /// This process's [`start_time`], read from `/proc` once per process (every `start()`
 /// records it in the child's [`Meta::parent_start`]).
 fn own_start_time() -> u64 {
-    static PID: AtomicU32 = AtomicU32::new(0);
-    static START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let pid = my_pid();
-    if PID.load(Ordering::Acquire) != pid {
-        // two threads racing here store the same values
-        START.store(start_time(pid).unwrap_or(0), Ordering::Relaxed);
-        PID.store(pid, Ordering::Release);
-    }
-    START.load(Ordering::Relaxed)
+    // per process by fork generation, not by pid (a descendant may reuse our pid)
+    static START: std::sync::LazyLock<popen_fork::ForkLocal<OnceLock<u64>>> =
+        std::sync::LazyLock::new(popen_fork::ForkLocal::new);
+    *START
+        .get()
+        .get_or_init(|| start_time(my_pid()).unwrap_or(0))
 }
 
 impl Process {

@@ -517,9 +517,9 @@ pub(crate) fn truncated(got: usize, of: usize) -> io::Error {
 }
 
 /// Reads the rest of a frame body straight into `out` (appending, without zeroing it
-/// first) until `out` holds `len` bytes. `out` is reserved exactly, before each read, for
-/// what is left of the body but at most [`CHUNK`] (one reservation for a body up to
-/// 16 MiB, none if `out` already has the capacity). Bytes come by `read(2)` and never
+/// first) until `out` holds `len` bytes. When `out` is full it is reserved exactly for
+/// what is left of the body, but at most [`CHUNK`] or its own size (one reservation for
+/// a body up to 16 MiB, none if `out` already has the capacity, doubling beyond). Bytes come by `read(2)` and never
 /// past the body's end; a descriptor arriving within a body (mp attaches a frame's
 /// descriptors to the sending call that starts with its header) is closed by the
 /// kernel. A peer closing before the end is a [`truncated`] error.
@@ -529,8 +529,13 @@ pub(crate) fn read_body_into_vec(
     len: usize,
 ) -> io::Result<()> {
     while out.len() < len {
-        let want = (len - out.len()).min(CHUNK);
-        out.reserve_exact(want);
+        if out.len() == out.capacity() {
+            // exactly the body up to CHUNK; past it, doubling (what has arrived, at
+            // most CHUNK more), never one reallocation per read
+            let grow = (len - out.len()).min(out.capacity().max(CHUNK));
+            out.reserve_exact(grow);
+        }
+        let want = (len - out.len()).min(out.capacity() - out.len());
         let spare = &mut out.spare_capacity_mut()[..want];
         let n = loop {
             match rustix::io::read(fd, &mut *spare) {

@@ -219,7 +219,7 @@ pub struct Listener {
     /// The process that bound it: only it removes the socket and directory on close (a
     /// forked child that closes its copy only closes its descriptor, as CPython's
     /// `Finalize` ignores calls from another pid).
-    owner: u32,
+    owner: crate::popen_fork::MadeHere,
 }
 
 impl fmt::Debug for Listener {
@@ -302,7 +302,7 @@ impl Listener {
             remove_at_exit(dir.path(), true);
         }
         Ok(Listener {
-            owner: std::process::id(),
+            owner: crate::popen_fork::MadeHere::new(),
             sock: Mutex::new(Some(Arc::new(sock))),
             address,
             authkey: authkey.map(<[u8]>::to_vec),
@@ -427,7 +427,7 @@ impl Listener {
     /// of an address chosen by `bind(None, ..)`). A thread blocked in `accept` wakes up
     /// with an error. Closing twice is fine.
     pub fn close(&self) -> Result<()> {
-        if self.owner != std::process::id() {
+        if !self.owner.here() {
             // a forked child's copy: the socket (and its file) are the parent's; only
             // our descriptor closes (a shutdown would stop the parent's listening too)
             drop(lock(&self.sock).take());

@@ -127,6 +127,12 @@ struct Inner {
     /// Set when a read left the stream mid-message (`recv_bytes_max` refused a message,
     /// an I/O error): further reads are refused.
     broken: AtomicBool,
+    /// 1 + the fork generation of the process whose read buffer last kept bytes after a
+    /// receive (0: none did). A forked child whose copy of the connection inherits a
+    /// parent's unread bytes (read ahead, so no longer in the socket, and perhaps only
+    /// the start of a message) refuses to read: it could neither deliver them (they
+    /// are the parent's) nor make sense of what follows them.
+    left_in: AtomicU64,
 }
 
 /// The receiving side of a connection in one process. A forked child gets a fresh one
@@ -210,6 +216,7 @@ impl Connection {
                 recv: ForkLocal::new(),
                 spin_ns: AtomicU64::new(0),
                 broken: AtomicBool::new(false),
+                left_in: AtomicU64::new(0),
             }),
         }
     }
@@ -242,7 +249,21 @@ impl Connection {
                 "connection is unusable: an earlier read stopped in the middle of a message",
             ));
         }
+        self.check_not_read_ahead_elsewhere()?;
         Ok(fd)
+    }
+
+    /// Refuses a connection whose reading a parent process left mid-buffer (see
+    /// `Inner::left_in`).
+    fn check_not_read_ahead_elsewhere(&self) -> Result<()> {
+        let left = self.inner.left_in.load(Ordering::Relaxed);
+        if left != 0 && left != crate::popen_fork::fork_generation() + 1 {
+            return Err(Error::invalid(
+                "connection cannot be read in this process: the parent it was forked from \
+                 had already read ahead on it (read it in one process only)",
+            ));
+        }
+        Ok(())
     }
 
     fn check_writable(&self) -> Result<Arc<File>> {
@@ -329,6 +350,14 @@ impl Connection {
         let got = rb.next(fd.as_fd(), self.inner.kind, max, spin, exact, dest);
         st.has_frame.store(rb.has_frame(), Ordering::Release);
         st.has_bytes.store(rb.has_bytes(), Ordering::Release);
+        let left = if rb.has_bytes() {
+            crate::popen_fork::fork_generation() + 1
+        } else {
+            0
+        };
+        if self.inner.left_in.load(Ordering::Relaxed) != left {
+            self.inner.left_in.store(left, Ordering::Relaxed);
+        }
         let (body, fds) = self.after_read(got)?;
         Ok(match body {
             Body::InBuf(range) => f(Received::Bytes(Cow::Borrowed(rb.bytes(range))), fds),
@@ -448,6 +477,7 @@ impl Connection {
         if !self.inner.readable {
             return Err(Error::invalid("connection is write-only"));
         }
+        self.check_not_read_ahead_elsewhere()?;
         if self.buffered_message() {
             return Ok(true);
         }

@@ -280,8 +280,13 @@ impl RecvBuf {
                 Body::Into(len)
             }
             Dest::Vec(out) => {
-                out.clear();
-                out.reserve_exact(len.min(reduction::CHUNK));
+                // a fresh allocation, not a realloc that would copy the stale contents
+                let want = len.min(reduction::CHUNK);
+                if out.capacity() < want {
+                    *out = Vec::with_capacity(want);
+                } else {
+                    out.clear();
+                }
                 out.extend_from_slice(&self.buf[here]);
                 self.consume();
                 reduction::read_body_into_vec(fd, out, len)?;

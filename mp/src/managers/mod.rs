@@ -145,7 +145,7 @@ enum Run {
         /// The process that started the server: only it shuts the server down (a
         /// forked child's copy of the handle leaves it alone, as CPython's `Finalize`
         /// ignores calls from another pid).
-        owner: u32,
+        owner: crate::popen_fork::MadeHere,
     },
     Connected,
     Stopped,
@@ -171,7 +171,7 @@ impl Core {
             owner,
         } = prev
         {
-            if owner != std::process::id() {
+            if !owner.here() {
                 // a forked child's copy: the server is its parent's
                 drop((process, notify));
                 return Ok(());
@@ -568,7 +568,7 @@ impl<M: ManagerType> BaseManager<M> {
             process,
             notify: ours,
             own_dir,
-            owner: std::process::id(),
+            owner: crate::popen_fork::MadeHere::new(),
         };
         shut_down_at_exit(core);
         Ok(())

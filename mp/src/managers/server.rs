@@ -681,7 +681,11 @@ pub(crate) fn manager_server(spec: ServeSpec) {
     // owner's end of the connection too (and so may any sibling forked later), so the
     // EOF alone never comes when the owner is killed
     let parent = match crate::process::parent_pidfd(&crate::process::current_meta()) {
-        crate::process::ParentFd::Gone => return,
+        crate::process::ParentFd::Gone => {
+            // nobody is left to remove the socket
+            server.state.listener.remove_files();
+            return;
+        }
         crate::process::ParentFd::Unwatchable => None,
         crate::process::ParentFd::Open(fd, _) => Some(fd),
     };
@@ -691,8 +695,11 @@ pub(crate) fn manager_server(spec: ServeSpec) {
             .spawn(move || {
                 let mut fds = vec![notify.fileno().unwrap_or(-1)];
                 fds.extend(parent.as_ref().map(std::os::fd::AsRawFd::as_raw_fd));
-                let _ = crate::reduction::poll_fds(&fds, None);
-                watcher.shutdown();
+                // EOF or data on the connection, or the owner's pidfd readable; an
+                // error (a descriptor gone bad) proves nothing about the owner
+                if crate::reduction::poll_fds(&fds, None).is_ok() {
+                    watcher.shutdown();
+                }
             })
     });
     let _ = server.serve_forever();

@@ -22,13 +22,18 @@ pub(crate) const CODEC: u8 = 0;
 pub(crate) const PLAIN: u8 = 1;
 
 /// Whether values of `T` may travel as their bytes: a number type or a 1-tuple of one
-/// (no padding, no pointers, every bit pattern valid).
+/// of the same size (no padding, no pointers, every bit pattern valid).
 fn is_plain<T>() -> bool {
     // `typeid::of` because `T` need not be `'static` in the codec's bounds; these
     // types have no lifetimes, so equality with one of them is exact
     let id = typeid::of::<T>();
     macro_rules! one_of {
-        ($($t:ty),*) => { $(id == TypeId::of::<$t>() || id == TypeId::of::<($t,)>())||* };
+        // a 1-tuple's layout is not guaranteed: it counts only if it is exactly its
+        // field (same size, so no padding byte to read)
+        ($($t:ty),*) => {
+            $(id == TypeId::of::<$t>()
+                || (id == TypeId::of::<($t,)>() && size_of::<($t,)>() == size_of::<$t>()))||*
+        };
     }
     one_of!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64)
 }

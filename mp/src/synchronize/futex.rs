@@ -432,6 +432,19 @@ pub(crate) fn tid() -> u32 {
     })
 }
 
+/// This process's id, cached per thread (and re-read in a forked child): `getpid` is a
+/// system call (glibc stopped caching it), too dear for every lock acquire.
+#[inline]
+pub(crate) fn pid() -> u32 {
+    let _ = tid(); // registers the fork handler that resets the cache
+    PID.with(|p| {
+        if p.get() == 0 {
+            p.set(std::process::id());
+        }
+        p.get()
+    })
+}
+
 /// Who a thread is, for an owner that must not be confused with a later thread that
 /// reuses its kernel thread id (ids are recycled once `pid_max` wraps): the id, the
 /// process, and a generation no other thread of the process was given.
@@ -461,12 +474,7 @@ pub(crate) fn identity() -> ThreadIdentity {
         }
         g.get()
     });
-    let pid = PID.with(|p| {
-        if p.get() == 0 {
-            p.set(std::process::id());
-        }
-        p.get()
-    });
+    let pid = pid();
     ThreadIdentity {
         tid,
         pid,

@@ -222,7 +222,7 @@ impl Lock {
         let got = RawLock::lock(self.word(), dl);
         if got {
             self.h().holder.store(futex::tid(), Relaxed);
-            self.h().holder_pid.store(std::process::id(), Relaxed);
+            self.h().holder_pid.store(futex::pid(), Relaxed);
         }
         got
     }
@@ -264,7 +264,7 @@ impl Acquire for Lock {
 /// process's name, with `|<thread name>` outside the main thread.
 fn my_owner_name() -> String {
     let mut name = crate::process::current_process().name();
-    if futex::tid() != std::process::id() {
+    if futex::tid() != futex::pid() {
         name.push('|');
         match std::thread::current().name() {
             Some(t) => name.push_str(t),
@@ -284,7 +284,7 @@ impl fmt::Debug for Lock {
             "None".to_string()
         } else if holder == futex::tid() {
             my_owner_name()
-        } else if self.h().holder_pid.load(Relaxed) == std::process::id() {
+        } else if self.h().holder_pid.load(Relaxed) == futex::pid() {
             "SomeOtherThread".to_string()
         } else {
             "SomeOtherProcess".to_string()
@@ -442,7 +442,7 @@ impl fmt::Debug for RLock {
             write!(f, "<RLock(None, 0)>")
         } else if self.is_owned() {
             write!(f, "<RLock({}, {n})>", my_owner_name())
-        } else if self.h().owner_pid.load(Relaxed) == std::process::id() {
+        } else if self.h().owner_pid.load(Relaxed) == futex::pid() {
             write!(f, "<RLock(SomeOtherThread, nonzero)>")
         } else {
             write!(f, "<RLock(SomeOtherProcess, nonzero)>")

@@ -947,6 +947,65 @@ mod tests {
         assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
     }
 
+    /// A getter killed between its two stores (head, then its count of gets) leaves
+    /// the count a step behind: the repair recounts it from the entries.
+    #[test]
+    fn a_getter_killed_between_its_stores_is_recounted() {
+        let r = tiny(256);
+        for i in 0..3 {
+            assert!(push(&r, &item(i, 10)));
+        }
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![0; 10]);
+        // the next getter moved the head past item 1 and died before counting its get
+        let size = item(1, 10).ring_size() as u64;
+        r.h().head.head.fetch_add(size, Relaxed);
+        assert_eq!(r.count(), 2, "the count is a step behind");
+        let dead = std::thread::spawn(futex::tid).join().unwrap();
+        r.h().tail.lock.store(dead, Relaxed);
+        assert!(r.lock(Deadline::timeout(Duration::from_secs(10))));
+        r.unlock();
+        assert_eq!(r.count(), 1);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![2; 10]);
+        assert!(pop(&r).is_none());
+        assert_eq!(r.count(), 0);
+        assert!(push(&r, &item(3, 10)));
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![3; 10]);
+    }
+
+    /// A put reads the real head only when its entry does not fit with the head its
+    /// process saw last, a lower bound: a ring that looks full refreshes it, a stale
+    /// one never lets a put over unread entries, and garbage found on the refresh is
+    /// still an error.
+    #[test]
+    fn a_put_trusts_the_head_it_saw_only_as_a_lower_bound() {
+        let r = tiny(128);
+        let e = item(1, 40); // 64 ring bytes
+        assert!(push(&r, &e));
+        assert!(push(&r, &e));
+        assert_eq!(
+            r.seen_head.load(Relaxed),
+            0,
+            "both fitted: the head was not read"
+        );
+        // a consumer (in another process, say) takes one: the seen head is stale
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        assert_eq!(r.h().head.head.load(Relaxed), 64);
+        assert!(
+            push(&r, &item(2, 40)),
+            "the full-looking ring read the real head"
+        );
+        assert_eq!(r.seen_head.load(Relaxed), 64);
+        assert!(!push(&r, &e), "full with the real head too");
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![2; 40]);
+        assert!(pop(&r).is_none());
+        // someone wrote a head past the tail: the next refresh finds it
+        r.h().head.head.store(u64::MAX, Relaxed);
+        assert!(r.lock(Deadline::Now));
+        assert!(matches!(r.push_locked(&e), Err(Error::Codec(_))));
+        r.unlock();
+    }
+
     // not under Miri (.ci/miri): makes a memfd (memfd_create), which Miri does not model
     #[cfg(not(miri))]
     #[test]

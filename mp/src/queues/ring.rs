@@ -4,10 +4,11 @@
 //!
 //! # Layout
 //! A [`heap`](crate::heap) block: the [`QueueHeader`] (futex words and counters, one
-//! cache line per writer), then the data ring. An entry is `[len: u32][kind: u32]
-//! [seq: u64]` then, for inline items, the bytes padded to 8. An entry never wraps: when
-//! it does not fit before the end of the ring, a [`KIND_WRAP`] marker (or fewer than
-//! [`ENTRY_HDR`] bytes of slack) sends the reader back to offset 0.
+//! cache line per writer, the ring lock beside the producers' counters), then the data
+//! ring. An entry is `[len: u32][kind: u32][seq: u64]` then, for inline items, the
+//! bytes padded to 8. An entry never wraps: when it does not fit before the end of the
+//! ring, a [`KIND_WRAP`] marker (or fewer than [`ENTRY_HDR`] bytes of slack) sends the
+//! reader back to offset 0.
 //!
 //! # Validation
 //! Every entry read from the ring is checked (kind, length against the ring and
@@ -295,9 +296,9 @@ impl Ring {
     }
 
     /// Takes the ring lock; `false` if the deadline passed first. The ring's critical
-    /// sections are a few hundred nanoseconds: the futex core's spin policy keeps a
-    /// producer and a consumer on two CPUs out of a convoy of futex sleeps and
-    /// wake-ups. The lock word names its holder: a holder killed inside its critical
+    /// sections last tens of nanoseconds: a waiter re-checks the word after every
+    /// `pause` for a microsecond, then the futex core's spin policy keeps a producer and
+    /// a consumer on two CPUs out of a convoy of futex sleeps and wake-ups. The lock word names its holder: a holder killed inside its critical
     /// section is detected by the next waiter (within [`futex::OWNER_CHECK`]), which
     /// takes the lock over and [`repair`](Self::repair)s the ring first.
     pub(super) fn lock(&self, dl: Deadline) -> bool {
@@ -754,7 +755,7 @@ pub(super) fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<Owned
 }
 
 /// Fuzzing hook (`mp::__fuzz::queue_ring`): a ring of 256 or 4096 data bytes whose
-/// counters (head, tail, count, sequence) and entries are `data`, as a hostile or
+/// counters (head, tail, puts, sequence) and entries are `data`, as a hostile or
 /// dying process could leave them; then pops (each item decoded), pushes and, when
 /// `data[0]` asks, the dead-holder repair. Must end without a panic or a hang.
 pub(crate) fn fuzz_entries(data: &[u8]) {

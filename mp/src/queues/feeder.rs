@@ -42,6 +42,9 @@ pub(super) struct Local {
     pub feeder_active: AtomicBool,
     /// Why the feeder had to drop an item (reported once by the next put/close/join).
     pub failed: Mutex<Option<Error>>,
+    /// Whether `failed` may hold an error: every put looks, and takes `failed`'s lock
+    /// only when it is set.
+    pub has_failed: AtomicBool,
 }
 
 impl Core {
@@ -113,7 +116,9 @@ impl Core {
                 }
                 Err(err) => {
                     log::warn!("a queue item could not be sent and was dropped: {err}");
-                    lock(&local.failed).get_or_insert(err);
+                    let mut failed = lock(&local.failed);
+                    failed.get_or_insert(err);
+                    local.has_failed.store(true, Release);
                 }
             }
             if let Some(e) = pending.pop_front() {
@@ -130,7 +135,12 @@ impl Core {
 
     /// The error an item this process had buffered was dropped with, once.
     pub(super) fn take_failure(&self) -> Result<()> {
-        match lock(&self.local().failed).take() {
+        if !self.local().has_failed.load(Acquire) {
+            return Ok(());
+        }
+        let mut failed = lock(&self.local().failed);
+        self.local().has_failed.store(false, Release);
+        match failed.take() {
             Some(e) => Err(e),
             None => Ok(()),
         }

@@ -4,10 +4,11 @@
 //!
 //! # Layout
 //! A [`heap`](crate::heap) block: the [`QueueHeader`] (futex words and counters, one
-//! cache line per writer), then the data ring. An entry is `[len: u32][kind: u32]
-//! [seq: u64]` then, for inline items, the bytes padded to 8. An entry never wraps: when
-//! it does not fit before the end of the ring, a [`KIND_WRAP`] marker (or fewer than
-//! [`ENTRY_HDR`] bytes of slack) sends the reader back to offset 0.
+//! cache line per writer, the ring lock beside the producers' counters), then the data
+//! ring. An entry is `[len: u32][kind: u32][seq: u64]` then, for inline items, the
+//! bytes padded to 8. An entry never wraps: when it does not fit before the end of the
+//! ring, a [`KIND_WRAP`] marker (or fewer than [`ENTRY_HDR`] bytes of slack) sends the
+//! reader back to offset 0.
 //!
 //! # Validation
 //! Every entry read from the ring is checked (kind, length against the ring and
@@ -62,15 +63,31 @@ pub(super) struct JoinState {
     pub done: WaitWord,
 }
 
-/// The ring's position counters, written together under the ring lock.
+/// The ring lock and the producers' counters, in one cache line. Both sides write the
+/// lock word on every item anyway; a producer that has just taken it owns the line and
+/// writes its counters for free, and a consumer that takes it brings along the tail it
+/// must read. (With the lock, the tail and the item count on three lines, each item
+/// moved all three between the CPUs of a producer and a consumer.)
 #[repr(C)]
 pub(super) struct Tail {
+    /// The ring lock (a futex lock word, [`OwnedLock`]).
+    pub lock: AtomicU32,
     /// Bytes produced (monotonic; the ring offset is `tail % capacity`).
     pub tail: AtomicU64,
-    /// Items in the ring.
-    pub count: AtomicU64,
+    /// Items ever put (the items in the ring are `puts - gets`).
+    pub puts: AtomicU64,
     /// Sequence number of the next entry (tags its side-channel message).
     pub seq: AtomicU64,
+}
+
+/// The consumers' counters, written under the ring lock by gets only (producers read
+/// them only when the ring looks full to them, see [`Ring::push_locked`]).
+#[repr(C)]
+pub(super) struct Head {
+    /// Bytes consumed (monotonic).
+    pub head: AtomicU64,
+    /// Items ever got.
+    pub gets: AtomicU64,
 }
 
 /// The queue's shared header, at the start of its block, before the data ring. Fields
@@ -78,18 +95,16 @@ pub(super) struct Tail {
 /// not bounce each other's lines needlessly.
 #[repr(C)]
 pub(super) struct QueueHeader {
-    /// The ring lock (a futex lock word).
-    pub lock: CachePadded<AtomicU32>,
+    /// The ring lock; bytes produced, items put, next sequence number.
+    pub tail: CachePadded<Tail>,
+    /// Bytes consumed, items got.
+    pub head: CachePadded<Head>,
     /// Bumped by every put (getters sleep on it).
     pub put: CachePadded<WaitWord>,
     /// Bumped by every get (putters waiting for room sleep on it).
     pub get: CachePadded<WaitWord>,
     /// `JoinableQueue`: unfinished tasks and their joiners.
     pub join: CachePadded<JoinState>,
-    /// Bytes consumed (monotonic).
-    pub head: CachePadded<AtomicU64>,
-    /// Bytes produced, items, next sequence number.
-    pub tail: CachePadded<Tail>,
     /// 0 = unbounded (written once, at creation).
     pub maxsize: CachePadded<AtomicU64>,
 }
@@ -222,6 +237,10 @@ pub(super) struct Ring {
     block: Block,
     side_tx: Fd,
     side_rx: Fd,
+    /// The head this process last read (a lower bound of the real one: the head only
+    /// grows), so a put reads the consumers' line only when the ring looks full.
+    #[serde(skip)]
+    seen_head: AtomicU64,
 }
 
 impl Ring {
@@ -241,6 +260,7 @@ impl Ring {
             block,
             side_tx: Fd(tx.into()),
             side_rx: Fd(rx.into()),
+            seen_head: AtomicU64::new(0),
         })
     }
 
@@ -266,18 +286,23 @@ impl Ring {
         self.h().maxsize.load(Relaxed) as usize
     }
 
+    /// Items in the ring (`puts - gets`, read without the lock: a hint). `gets` is read
+    /// first: both only grow, so `puts` read after it is at least as large (saturating
+    /// all the same: the words are shared memory, and a repair may lower `puts`).
     pub(super) fn count(&self) -> usize {
-        self.h().tail.count.load(Acquire) as usize
+        let gets = self.h().head.gets.load(Acquire);
+        let puts = self.h().tail.puts.load(Acquire);
+        puts.saturating_sub(gets) as usize
     }
 
     /// Takes the ring lock; `false` if the deadline passed first. The ring's critical
-    /// sections are a few hundred nanoseconds: the futex core's spin policy keeps a
-    /// producer and a consumer on two CPUs out of a convoy of futex sleeps and
-    /// wake-ups. The lock word names its holder: a holder killed inside its critical
+    /// sections last tens of nanoseconds: a waiter re-checks the word after every
+    /// `pause` for a microsecond, then the futex core's spin policy keeps a producer and
+    /// a consumer on two CPUs out of a convoy of futex sleeps and wake-ups. The lock word names its holder: a holder killed inside its critical
     /// section is detected by the next waiter (within [`futex::OWNER_CHECK`]), which
     /// takes the lock over and [`repair`](Self::repair)s the ring first.
     pub(super) fn lock(&self, dl: Deadline) -> bool {
-        match OwnedLock::lock(&self.h().lock, dl) {
+        match OwnedLock::lock(&self.h().tail.lock, dl) {
             Locked::Yes => true,
             Locked::FromDeadOwner => {
                 self.repair();
@@ -288,7 +313,7 @@ impl Ring {
     }
 
     pub(super) fn unlock(&self) {
-        OwnedLock::unlock(&self.h().lock);
+        OwnedLock::unlock(&self.h().tail.lock);
     }
 
     /// With the lock taken over from a dead holder: makes the ring consistent again.
@@ -306,7 +331,7 @@ impl Ring {
         log::warn!("a process died holding a queue's lock; the queue was repaired");
         let h = self.h();
         let cap = self.capacity() as u64;
-        let head = h.head.load(Relaxed);
+        let head = h.head.head.load(Relaxed);
         let mut tail = h.tail.tail.load(Relaxed);
         if tail < head || tail - head > cap {
             tail = head; // the counters themselves are garbage: empty the ring
@@ -339,7 +364,11 @@ impl Ring {
         }
         let tail = pos.min(tail);
         h.tail.tail.store(tail, Release);
-        h.tail.count.store(n, Release);
+        // the count is `puts - gets`: a holder killed between its two stores left one of
+        // them a step behind its byte counter
+        h.tail
+            .puts
+            .store(h.head.gets.load(Relaxed).wrapping_add(n), Release);
         h.tail.seq.fetch_add(1, Relaxed);
     }
 
@@ -348,7 +377,7 @@ impl Ring {
     /// round, consumers can move the head past the tail read before it, and the
     /// difference underflows). Saturating all the same: the words are shared memory.
     fn used(&self) -> usize {
-        let head = self.h().head.load(Acquire);
+        let head = self.h().head.head.load(Acquire);
         let tail = self.h().tail.tail.load(Acquire);
         tail.saturating_sub(head) as usize
     }
@@ -411,39 +440,47 @@ impl Ring {
     /// With the lock held: appends `e` if there is room (and, for an item with
     /// descriptors, the side channel takes them now). An `Err` is permanent.
     pub(super) fn push_locked(&self, e: &Encoded) -> Result<Pushed> {
+        let q = self.h();
         let max = self.maxsize();
-        let count = self.h().tail.count.load(Relaxed);
-        if max > 0 && count as usize >= max {
+        let puts = q.tail.puts.load(Relaxed);
+        if max > 0 && puts.saturating_sub(q.head.gets.load(Relaxed)) >= max as u64 {
             return Ok(Pushed::NoRoom);
         }
         let cap = self.capacity() as u64;
-        let (head, tail) = (
-            self.h().head.load(Relaxed),
-            self.h().tail.tail.load(Relaxed),
-        );
+        let tail = q.tail.tail.load(Relaxed);
         let size = e.ring_size() as u64;
         let pos = tail % cap;
         let waste = if pos + size > cap { cap - pos } else { 0 };
+        let fits = |head: u64| {
+            tail.checked_sub(head)
+                .is_some_and(|used| used <= cap && used + waste + size <= cap)
+        };
         // the counters are shared memory: a tail behind the head or more than the ring
         // ahead of it, or one no real queue reaches (2^64 bytes produced), was written
         // by someone else; waiting for room would wait forever
-        let corrupt = || {
+        let corrupt = |head: u64| {
             Err(Error::Codec(
                 format!("queue ring corrupted (head {head}, tail {tail}); the queue is unusable")
                     .into(),
             ))
         };
-        let (Some(used), Some(end)) = (tail.checked_sub(head), tail.checked_add(waste + size))
-        else {
-            return corrupt();
+        let Some(end) = tail.checked_add(waste + size) else {
+            return corrupt(q.head.head.load(Relaxed));
         };
-        if used > cap {
-            return corrupt();
+        // The head this process saw last is a lower bound of the real one (the head only
+        // grows): if the entry fits with it, it fits, and the consumers' line, which
+        // every get writes, stays in their cache. Otherwise the real head decides.
+        if !fits(self.seen_head.load(Relaxed)) {
+            let head = q.head.head.load(Relaxed);
+            self.seen_head.store(head, Relaxed);
+            if !matches!(tail.checked_sub(head), Some(used) if used <= cap) {
+                return corrupt(head);
+            }
+            if !fits(head) {
+                return Ok(Pushed::NoRoom);
+            }
         }
-        if used + waste + size > cap {
-            return Ok(Pushed::NoRoom);
-        }
-        let seq = self.h().tail.seq.load(Relaxed);
+        let seq = q.tail.seq.load(Relaxed);
         if e.kind() != KIND_INLINE {
             // descriptors first, tagged with the entry's sequence number
             let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(e.fds.len() + 1);
@@ -486,9 +523,9 @@ impl Ring {
         if e.memfd.is_none() {
             block.write_bytes(off + ENTRY_HDR, &e.bytes);
         }
-        self.h().tail.seq.store(seq.wrapping_add(1), Relaxed);
-        self.h().tail.tail.store(end, Release);
-        self.h().tail.count.store(count.saturating_add(1), Release);
+        q.tail.seq.store(seq.wrapping_add(1), Relaxed);
+        q.tail.tail.store(end, Release);
+        q.tail.puts.store(puts.wrapping_add(1), Release);
         Ok(Pushed::Done)
     }
 
@@ -496,13 +533,15 @@ impl Ring {
     /// `Some(Err(_))` reports an item whose descriptors were lost (a consumer died
     /// holding them); the entry is dropped so the queue stays usable.
     pub(super) fn pop_locked(&self) -> Option<Result<(Vec<u8>, Vec<OwnedFd>)>> {
-        let count = self.h().tail.count.load(Relaxed);
-        if count == 0 {
+        let q = self.h();
+        let gets = q.head.gets.load(Relaxed);
+        let puts = q.tail.puts.load(Relaxed);
+        if puts == gets {
             return None;
         }
         let cap = self.capacity() as u64;
         let block = &self.block;
-        let mut head = self.h().head.load(Relaxed);
+        let mut head = q.head.head.load(Relaxed);
         let mut h = [0u8; ENTRY_HDR];
         let mut pos = head % cap;
         // saturating: the counters are shared memory, and may be anything
@@ -533,9 +572,9 @@ impl Ring {
         if kind > KIND_INDIRECT || (kind != KIND_INDIRECT && !inline_ok) || past_tail {
             // Only a process killed mid-write (or foreign writes to the shared memory)
             // can leave this: drop everything queued rather than read garbage.
-            let tail = self.h().tail.tail.load(Relaxed);
-            self.h().head.store(tail, Release);
-            self.h().tail.count.store(0, Release);
+            let tail = q.tail.tail.load(Relaxed);
+            q.head.head.store(tail, Release);
+            q.head.gets.store(puts, Release);
             return Some(Err(Error::Codec(
                 format!(
                 "queue ring corrupted (entry kind {kind}, length {len}); its items were dropped"
@@ -569,8 +608,8 @@ impl Ring {
                 )),
             };
         }
-        self.h().head.store(head.saturating_add(size), Release);
-        self.h().tail.count.store(count - 1, Release);
+        q.head.head.store(head.saturating_add(size), Release);
+        q.head.gets.store(gets.wrapping_add(1), Release);
         Some(out)
     }
 
@@ -716,7 +755,7 @@ pub(super) fn decode_recycle<T: DeserializeOwned>(bytes: Vec<u8>, fds: Vec<Owned
 }
 
 /// Fuzzing hook (`mp::__fuzz::queue_ring`): a ring of 256 or 4096 data bytes whose
-/// counters (head, tail, count, sequence) and entries are `data`, as a hostile or
+/// counters (head, tail, puts, sequence) and entries are `data`, as a hostile or
 /// dying process could leave them; then pops (each item decoded), pushes and, when
 /// `data[0]` asks, the dead-holder repair. Must end without a panic or a hang.
 pub(crate) fn fuzz_entries(data: &[u8]) {
@@ -733,9 +772,9 @@ pub(crate) fn fuzz_entries(data: &[u8]) {
         u64::from_le_bytes(w)
     };
     let h = r.h();
-    h.head.store(word(0), Relaxed);
+    h.head.head.store(word(0), Relaxed);
     h.tail.tail.store(word(1), Relaxed);
-    h.tail.count.store(word(2), Relaxed);
+    h.tail.puts.store(word(2), Relaxed);
     h.tail.seq.store(word(3), Relaxed);
     let entries = rest.get(32..).unwrap_or(&[]);
     r.block
@@ -839,8 +878,8 @@ mod tests {
         assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
         assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
         assert!(pop(&r).is_none());
-        assert_eq!(r.h().head.load(Relaxed), r.h().tail.tail.load(Relaxed));
-        assert_eq!(r.h().head.load(Relaxed), 192 + 64);
+        assert_eq!(r.h().head.head.load(Relaxed), r.h().tail.tail.load(Relaxed));
+        assert_eq!(r.h().head.head.load(Relaxed), 192 + 64);
     }
 
     #[test]
@@ -871,7 +910,7 @@ mod tests {
         assert!(pop(&r).is_none(), "the corrupt ring's items are dropped");
         // an inline length past the ring's end
         assert!(push(&r, &item(7, 10)));
-        let head = (r.h().head.load(Relaxed) % 256) as usize;
+        let head = (r.h().head.head.load(Relaxed) % 256) as usize;
         r.block
             .write_bytes(HEADER + head, &100_000u32.to_le_bytes());
         assert!(matches!(pop(&r), Some(Err(Error::Codec(_)))));
@@ -887,11 +926,11 @@ mod tests {
         }
         // a holder that died between its stores: the count is off, a half-written
         // entry lies past the tail
-        r.h().tail.count.store(5, Relaxed);
+        r.h().tail.puts.store(5, Relaxed);
         let tail = (r.h().tail.tail.load(Relaxed) % 256) as usize;
         r.block.write_bytes(HEADER + tail, &[0xff; ENTRY_HDR]);
         let dead = std::thread::spawn(futex::tid).join().unwrap();
-        r.h().lock.store(dead, Relaxed);
+        r.h().tail.lock.store(dead, Relaxed);
         let seq = r.h().tail.seq.load(Relaxed);
         assert!(r.lock(Deadline::timeout(Duration::from_secs(10))));
         r.unlock();
@@ -907,6 +946,65 @@ mod tests {
         assert!(pop(&r).is_none());
         assert!(push(&r, &item(9, 10)));
         assert_eq!(pop(&r).unwrap().unwrap(), vec![9; 10]);
+    }
+
+    /// A getter killed between its two stores (head, then its count of gets) leaves
+    /// the count a step behind: the repair recounts it from the entries.
+    #[test]
+    fn a_getter_killed_between_its_stores_is_recounted() {
+        let r = tiny(256);
+        for i in 0..3 {
+            assert!(push(&r, &item(i, 10)));
+        }
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![0; 10]);
+        // the next getter moved the head past item 1 and died before counting its get
+        let size = item(1, 10).ring_size() as u64;
+        r.h().head.head.fetch_add(size, Relaxed);
+        assert_eq!(r.count(), 2, "the count is a step behind");
+        let dead = std::thread::spawn(futex::tid).join().unwrap();
+        r.h().tail.lock.store(dead, Relaxed);
+        assert!(r.lock(Deadline::timeout(Duration::from_secs(10))));
+        r.unlock();
+        assert_eq!(r.count(), 1);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![2; 10]);
+        assert!(pop(&r).is_none());
+        assert_eq!(r.count(), 0);
+        assert!(push(&r, &item(3, 10)));
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![3; 10]);
+    }
+
+    /// A put reads the real head only when its entry does not fit with the head its
+    /// process saw last, a lower bound: a ring that looks full refreshes it, a stale
+    /// one never lets a put over unread entries, and garbage found on the refresh is
+    /// still an error.
+    #[test]
+    fn a_put_trusts_the_head_it_saw_only_as_a_lower_bound() {
+        let r = tiny(128);
+        let e = item(1, 40); // 64 ring bytes
+        assert!(push(&r, &e));
+        assert!(push(&r, &e));
+        assert_eq!(
+            r.seen_head.load(Relaxed),
+            0,
+            "both fitted: the head was not read"
+        );
+        // a consumer (in another process, say) takes one: the seen head is stale
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        assert_eq!(r.h().head.head.load(Relaxed), 64);
+        assert!(
+            push(&r, &item(2, 40)),
+            "the full-looking ring read the real head"
+        );
+        assert_eq!(r.seen_head.load(Relaxed), 64);
+        assert!(!push(&r, &e), "full with the real head too");
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![1; 40]);
+        assert_eq!(pop(&r).unwrap().unwrap(), vec![2; 40]);
+        assert!(pop(&r).is_none());
+        // someone wrote a head past the tail: the next refresh finds it
+        r.h().head.head.store(u64::MAX, Relaxed);
+        assert!(r.lock(Deadline::Now));
+        assert!(matches!(r.push_locked(&e), Err(Error::Codec(_))));
+        r.unlock();
     }
 
     // not under Miri (.ci/miri): makes a memfd (memfd_create), which Miri does not model

@@ -318,6 +318,13 @@ pub(crate) enum Locked {
 /// microseconds, so a holder still there after this is almost certainly dead.
 pub const OWNER_CHECK: Duration = Duration::from_millis(20);
 
+/// How many single `pause`s a waiter for an [`OwnedLock`] re-checks the word after,
+/// before the common spin policy: the ring lock's critical sections last tens of
+/// nanoseconds, shorter than the policy's first busy round (8 `pause`s, 0.2 µs on the
+/// EPYC VMs this runs on), so a producer and a consumer that meet at the lock would
+/// each wait out a whole round per item.
+const HOLD_SPINS: u32 = 32;
+
 /// A mutex word holding its holder's thread id (see the module docs).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct OwnedLock;
@@ -341,6 +348,14 @@ impl OwnedLock {
     #[cold]
     fn lock_slow(w: &AtomicU32, me: u32, dl: Deadline) -> Locked {
         let take = || w.load(Relaxed) == 0 && w.compare_exchange(0, me, Acquire, Relaxed).is_ok();
+        if dl != Deadline::Now {
+            for _ in 0..HOLD_SPINS {
+                std::hint::spin_loop();
+                if take() {
+                    return Locked::Yes;
+                }
+            }
+        }
         if spin_until(dl, take) {
             return Locked::Yes;
         }

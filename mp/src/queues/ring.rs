@@ -38,7 +38,8 @@ pub(super) const RING: usize = 1 << 20;
 /// wake-up and taking the item would leave the item in the ring and every other getter
 /// asleep, an untimed `get` hung for good. Woken getters that find the ring empty
 /// again go back to sleep; the herd is as large as the number of getters asleep at
-/// once, and a streaming producer usually finds none (see [`Ring::bump`]).
+/// once (a woken getter that finds the item gone sleeps again without spinning), and a
+/// streaming producer usually finds none asleep (see [`Ring::bump`]).
 pub(super) const WAKE_ALL_GETTERS: u32 = u32::MAX;
 
 /// Bytes before the data ring (the [`QueueHeader`], rounded up).
@@ -688,6 +689,7 @@ impl Ring {
 
     /// Gets, waiting (until the deadline) for an item. `Err(Empty)` on timeout.
     pub(super) fn get_wait(&self, dl: Deadline) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        let mut woken = false;
         loop {
             if !self.lock(dl) {
                 return Err(Error::Empty);
@@ -698,13 +700,21 @@ impl Ring {
                 self.bump_after_get();
                 return item;
             }
+            let (seq, sleepers) = (&self.h().put.seq, &self.h().put.sleepers);
+            let has_item = || self.count() > 0;
             // a producer streaming on another CPU usually delivers the next item well
-            // before a futex sleep and wake-up would: wait_until spins first
-            if !futex::wait_until_counted(&self.h().put.seq, &self.h().put.sleepers, dl, || {
-                self.count() > 0
-            }) {
+            // before a futex sleep and wake-up would: wait_until spins first. A getter
+            // woken with others (a put wakes them all) that lost the item to one of
+            // them sleeps again at once instead of spinning.
+            let got = if woken {
+                futex::wait_counted(seq, sleepers, dl, has_item)
+            } else {
+                futex::wait_until_counted(seq, sleepers, dl, has_item)
+            };
+            if !got {
                 return Err(Error::Empty);
             }
+            woken = true;
         }
     }
 }

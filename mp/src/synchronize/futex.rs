@@ -220,6 +220,18 @@ pub(crate) fn wait_until_counted(
     if spin_until(dl, &mut pred) {
         return true;
     }
+    wait_counted(w, waiters, dl, pred)
+}
+
+/// [`wait_until_counted`] without the spin first: for a waiter that was just woken and
+/// lost the race for what woke it (one of several woken at once), whose spinning would
+/// only burn a CPU while the winner works.
+pub(crate) fn wait_counted(
+    w: &AtomicU32,
+    waiters: &AtomicU32,
+    dl: Deadline,
+    mut pred: impl FnMut() -> bool,
+) -> bool {
     loop {
         waiters.fetch_add(1, SeqCst);
         std::sync::atomic::fence(SeqCst);

@@ -317,6 +317,26 @@ pub(crate) fn child_signals() {
     }
 }
 
+/// Replaces the child's standard input with `/dev/null`, as CPython's
+/// `BaseProcess._bootstrap` does (`_close_stdin`): a child never competes with its
+/// parent for a terminal or a pipe, and reading its stdin gives end of file at once.
+pub(crate) fn stdin_from_devnull() {
+    // SAFETY: opens a fresh descriptor and moves it onto fd 0, which this process owns
+    // (a child at start-up, before its task runs).
+    unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return;
+        }
+        if fd == 0 {
+            libc::fcntl(0, libc::F_SETFD, 0);
+        } else {
+            libc::dup2(fd, 0);
+            libc::close(fd);
+        }
+    }
+}
+
 /// Ignores SIGINT (the fork server, like CPython's, leaves Ctrl-C to its children's parent).
 pub(crate) fn ignore_sigint() {
     // SAFETY: as above.

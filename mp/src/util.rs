@@ -143,7 +143,14 @@ impl log::Log for MpLogger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             let name = crate::process::current_meta().name;
-            eprintln!("[{}/{}] {}", record.level(), name, record.args());
+            // one write, errors ignored, past any test harness's output capture (see
+            // `to_stderr`): logging never panics a process whose stderr is broken
+            crate::spawn::to_stderr(&format!(
+                "[{}/{}] {}\n",
+                record.level(),
+                name,
+                record.args()
+            ));
         }
     }
     fn flush(&self) {}

@@ -970,3 +970,104 @@ fn join_handle_timeout() {
         assert_eq!(h.join_timeout(LONG).unwrap(), 7);
     });
 }
+
+// ------------------------------------------------------------------ threads and joins
+
+/// Two threads joining the same child (CPython allows it: `Popen.wait` is guarded by
+/// the `waitpid` result) both return once it ended, with its exit code.
+#[test]
+fn concurrent_joins_of_one_child() {
+    for_each_method(|ctx| {
+        let p = ctx.process(sleep_ms, (300,));
+        p.start().unwrap();
+        let joiners: Vec<_> = (0..3)
+            .map(|i| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    if i == 0 {
+                        p.join().map(|()| p.exitcode())
+                    } else {
+                        p.join_timeout(LONG).map(|()| p.exitcode())
+                    }
+                })
+            })
+            .collect();
+        for j in joiners {
+            let r = within(LONG, "a concurrent join", move || j.join().unwrap());
+            assert_eq!(r.unwrap(), Some(0), "{ctx:?}");
+        }
+        assert!(!p.is_alive());
+    });
+}
+
+/// A process started on one thread is joined, polled and signalled from another.
+#[test]
+fn start_on_one_thread_join_on_another() {
+    for_each_method(|ctx| {
+        let p = std::thread::spawn(move || {
+            let p = ctx.process(sleep_ms, (60_000,));
+            p.start().unwrap();
+            p
+        })
+        .join()
+        .unwrap();
+        assert!(p.is_alive());
+        let q = p.clone();
+        std::thread::spawn(move || q.terminate().unwrap())
+            .join()
+            .unwrap();
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
+    });
+}
+
+#[mp::task]
+fn report_active_children(w: Connection) {
+    let before: Vec<String> = active_children().iter().map(Process::name).collect();
+    let p = Process::new(sleep_ms, (100,));
+    p.start().unwrap();
+    let during: Vec<String> = active_children().iter().map(Process::name).collect();
+    p.join_timeout(LONG).unwrap();
+    let after = active_children().len();
+    w.send(&(before, during, after)).unwrap();
+}
+
+/// `active_children()` in a child lists only that child's own children (a forked
+/// child does not inherit its parent's).
+#[test]
+fn active_children_in_a_child_are_its_own() {
+    for_each_method(|ctx| {
+        let other = ctx.process(sleep_ms, (60_000,));
+        other.start().unwrap();
+        let (r, w) = mp::pipe(false).unwrap();
+        let p = ctx.process(report_active_children, (w,));
+        let name = p.name();
+        p.start().unwrap();
+        let (before, during, after): (Vec<String>, Vec<String>, usize) = recv_within(&r);
+        join_ok(&p);
+        other.kill().unwrap();
+        other.join_timeout(LONG).unwrap();
+        assert!(before.is_empty(), "{ctx:?}: {before:?}");
+        assert_eq!(during, [format!("{name}:1")], "{ctx:?}");
+        assert_eq!(after, 0);
+    });
+}
+
+/// `_TestQueue`: right after `put` returns in the same process, the queue is not empty
+/// and `qsize` counts the item (CPython's feeder thread makes `empty()` briefly lie;
+/// a porter's `put` then `assert not q.empty()` should hold here).
+#[test]
+fn queue_not_empty_right_after_put() {
+    let q: Queue<i32> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    assert!(!q.empty());
+    assert_eq!(q.qsize(), 1);
+    assert_eq!(q.try_get().unwrap(), 1);
+    assert!(q.empty());
+    let q: JoinableQueue<i32> = JoinableQueue::new().unwrap();
+    q.put(1).unwrap();
+    assert!(!q.empty());
+    let q: SimpleQueue<i32> = SimpleQueue::new().unwrap();
+    q.put(1).unwrap();
+    assert!(!q.empty());
+}

@@ -1071,3 +1071,96 @@ fn queue_not_empty_right_after_put() {
     q.put(1).unwrap();
     assert!(!q.empty());
 }
+
+/// `TestStartMethod.test_set_get`: `get_start_method()` fixes the default, so a later
+/// `set_start_method` is refused (CPython: `RuntimeError('context has already been
+/// set')`) until forced.
+#[test]
+fn get_start_method_fixes_the_default() {
+    let old = start_method_if_set();
+    set_start_method_force(None);
+    assert_eq!(start_method_if_set(), None);
+    assert_eq!(get_start_method(), StartMethod::ForkServer);
+    assert_eq!(start_method_if_set(), Some(StartMethod::ForkServer));
+    let refused = set_start_method(StartMethod::Spawn);
+    set_start_method_force(old);
+    assert!(matches!(refused, Err(Error::InvalidState(_))), "{refused:?}");
+}
+
+/// Dropping the last handle of a running child neither kills nor forgets it: it is
+/// still in `active_children()` (CPython's `_children` keeps the object alive).
+#[test]
+fn a_dropped_handle_stays_in_active_children() {
+    for_each_method(|ctx| {
+        let p = ctx.process(sleep_ms, (60_000,)).with_name("dropped-handle");
+        p.start().unwrap();
+        let pid = p.pid();
+        drop(p);
+        let found: Vec<Process> = active_children()
+            .into_iter()
+            .filter(|c| c.name() == "dropped-handle")
+            .collect();
+        assert_eq!(found.len(), 1, "{ctx:?}");
+        let p = &found[0];
+        assert_eq!(p.pid(), pid);
+        assert!(p.is_alive());
+        p.kill().unwrap();
+        p.join_timeout(LONG).unwrap();
+        assert_eq!(p.exitcode(), Some(-libc::SIGKILL));
+    });
+}
+
+#[mp::task]
+fn put_three(q: Queue<u8>) {
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+}
+
+/// `_TestQueue.test_qsize` across processes: items a joined child put are counted.
+#[test]
+fn qsize_counts_what_a_child_put() {
+    for_each_method(|ctx| {
+        let q = ctx.queue::<u8>().unwrap();
+        let p = ctx.process(put_three, (q.clone(),));
+        p.start().unwrap();
+        join_ok(&p);
+        assert_eq!(q.qsize(), 3, "{ctx:?}");
+        assert!(!q.empty());
+        for i in 0..3 {
+            assert_eq!(q.get_timeout(LONG).unwrap(), i);
+        }
+        assert_eq!(q.qsize(), 0);
+    });
+}
+
+#[mp::task]
+fn done_twice(q: JoinableQueue<u8>, w: Connection) {
+    let v = q.get_timeout(LONG).unwrap();
+    let first = q.task_done();
+    let second = q.task_done();
+    w.send(&(
+        v,
+        first.is_ok(),
+        matches!(second, Err(Error::InvalidState(_))),
+    ))
+    .unwrap();
+}
+
+/// `JoinableQueue.task_done` in a child: once per item; the extra call is refused
+/// there too (CPython: `ValueError('task_done() called too many times')`), and the
+/// parent's `join` returns.
+#[test]
+fn joinable_queue_task_done_in_a_child() {
+    for_each_method(|ctx| {
+        let q = ctx.joinable_queue::<u8>().unwrap();
+        let (r, w) = mp::pipe(false).unwrap();
+        let p = ctx.process(done_twice, (q.clone(), w));
+        p.start().unwrap();
+        q.put(5).unwrap();
+        let got: (u8, bool, bool) = recv_within(&r);
+        assert_eq!(got, (5, true, true), "{ctx:?}");
+        assert!(q.join_timeout(LONG));
+        join_ok(&p);
+    });
+}

@@ -253,7 +253,8 @@ fn use_broken_stdio(evt: Event) {
 /// and exits with 0.
 #[test]
 fn broken_stdio_in_the_parent() {
-    let old = log_to_stderr(log::LevelFilter::Warn);
+    let old = get_logger();
+    log_to_stderr(log::LevelFilter::Warn);
     for_each_method(|ctx| {
         let evt = ctx.event().unwrap();
         // SAFETY: saves fds 1 and 2, points them at a pipe without reader, restores
@@ -922,10 +923,12 @@ fn log_into(file: reduction::SharedFd) -> String {
 }
 
 /// `_TestLogging`: a child logs at the level set with `log_to_stderr`, formatted
-/// `[LEVEL/ProcessName] message`.
+/// `[LEVEL/ProcessName] message` with Python's level names, and reports its end as
+/// CPython's `_bootstrap` does at INFO.
 #[test]
 fn child_logs_with_its_name() {
-    let old = log_to_stderr(log::LevelFilter::Info);
+    let old = get_logger();
+    log_to_stderr(log::LevelFilter::Info);
     for_each_method(|ctx| {
         let mut file = tempfile::tempfile().unwrap();
         let fd = std::os::fd::OwnedFd::from(file.try_clone().unwrap());
@@ -937,10 +940,13 @@ fn child_logs_with_its_name() {
         file.rewind().unwrap();
         let mut err = String::new();
         file.read_to_string(&mut err).unwrap();
-        assert!(
-            err.contains(&format!("[WARN/{name}] from the child")),
-            "{ctx:?}: {err:?}"
-        );
+        for line in [
+            format!("[WARNING/{name}] from the child\n"),
+            format!("[INFO/{name}] process shutting down\n"),
+            format!("[INFO/{name}] process exiting with exitcode 0\n"),
+        ] {
+            assert!(err.contains(&line), "{ctx:?}: {line:?} not in {err:?}");
+        }
         assert!(!err.contains("not shown"), "{err:?}");
     });
     log_to_stderr(old);
@@ -1084,7 +1090,10 @@ fn get_start_method_fixes_the_default() {
     assert_eq!(start_method_if_set(), Some(StartMethod::ForkServer));
     let refused = set_start_method(StartMethod::Spawn);
     set_start_method_force(old);
-    assert!(matches!(refused, Err(Error::InvalidState(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::InvalidState(_))),
+        "{refused:?}"
+    );
 }
 
 /// Dropping the last handle of a running child neither kills nor forgets it: it is
@@ -1162,5 +1171,56 @@ fn joinable_queue_task_done_in_a_child() {
         assert_eq!(got, (5, true, true), "{ctx:?}");
         assert!(q.join_timeout(LONG));
         join_ok(&p);
+    });
+}
+
+/// The docs' logging example: `logger.warning('doomed')` prints
+/// `[WARNING/MainProcess] doomed` to standard error.
+#[test]
+fn docs_logging_example_format() {
+    let old = get_logger();
+    log_to_stderr(log::LevelFilter::Info);
+    let mut file = tempfile::tempfile().unwrap();
+    // SAFETY: points fd 2 at the file for the duration of one log call, then back
+    let saved = unsafe {
+        let saved = libc::dup(2);
+        libc::dup2(file.as_raw_fd(), 2);
+        saved
+    };
+    log::warn!("doomed");
+    // SAFETY: see above
+    unsafe {
+        libc::dup2(saved, 2);
+        libc::close(saved);
+    }
+    log_to_stderr(old);
+    file.rewind().unwrap();
+    let mut err = String::new();
+    file.read_to_string(&mut err).unwrap();
+    assert_eq!(err, "[WARNING/MainProcess] doomed\n");
+}
+
+/// The docs' `terminate` example: shortly after `terminate()`, without a `join`,
+/// `is_alive()` is false and the exit code is `-SIGTERM`; `Debug` shows each state.
+#[test]
+fn docs_terminate_example() {
+    for_each_method(|ctx| {
+        let p = ctx.process(sleep_ms, (1_000_000,));
+        assert!(format!("{p:?}").contains(" initial>"), "{p:?}");
+        assert!(!p.is_alive());
+        p.start().unwrap();
+        assert!(format!("{p:?}").contains(" started>"), "{p:?}");
+        assert!(p.is_alive());
+        p.terminate().unwrap();
+        let t = Instant::now();
+        while p.is_alive() {
+            assert!(t.elapsed() < LONG, "still alive after terminate");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            format!("{p:?}").contains(" stopped exitcode=-SIGTERM>"),
+            "{p:?}"
+        );
+        assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
     });
 }

@@ -268,6 +268,7 @@ pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Po
                     }
                 },
                 ForkWork::Closure(f) => {
+                    log::info!("child process calling self.run()");
                     let code = spawn::run_guarded(&meta.name, AssertUnwindSafe(f))
                         .map(|_| 0)
                         .unwrap_or(1);

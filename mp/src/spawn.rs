@@ -398,6 +398,7 @@ pub(crate) fn run_guarded<R>(
 
 pub(crate) fn finish_child(code: i32) -> ! {
     crate::util::run_exit_handlers();
+    log::info!("process exiting with exitcode {code}");
     exit_now(code)
 }
 
@@ -409,6 +410,7 @@ pub(crate) fn run_task(payload: Payload, fds: Vec<OwnedFd>, sock: Option<OwnedFd
             Outcome::Failed(e.to_string())
         }
         Ok(entry) => {
+            log::info!("child process calling self.run()");
             match run_guarded(&name, AssertUnwindSafe(|| (entry.call)(&payload.args, fds))) {
                 Ok(Ok(bytes)) => Outcome::Ok(bytes),
                 Ok(Err(e)) => {

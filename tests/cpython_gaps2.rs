@@ -1224,3 +1224,55 @@ fn docs_terminate_example() {
         assert_eq!(p.exitcode(), Some(-libc::SIGTERM));
     });
 }
+
+/// A huge timeout (`Duration::MAX`, a porter's "forever") behaves as no timeout: no
+/// overflow panic, the call returns once ready.
+#[test]
+fn huge_timeouts_do_not_overflow() {
+    for_each_method(|ctx| {
+        let p = ctx.process(sleep_ms, (50,));
+        p.start().unwrap();
+        within(LONG, "join_timeout(MAX)", {
+            let p = p.clone();
+            move || p.join_timeout(Duration::MAX)
+        })
+        .unwrap();
+        assert_eq!(p.exitcode(), Some(0));
+    });
+    let (a, b) = mp::Pipe().unwrap();
+    b.send(&1u8).unwrap();
+    let r = within(LONG, "poll(MAX)", move || {
+        let polled = a.poll(Some(Duration::MAX));
+        let waited = wait(&[&a], Some(Duration::MAX));
+        (polled, waited)
+    });
+    assert!(r.0.unwrap());
+    assert_eq!(r.1.unwrap(), [0]);
+    let h = spawn(seven_after, (10,)).unwrap();
+    let r = within(LONG, "JoinHandle::join_timeout(MAX)", move || {
+        h.join_timeout(Duration::MAX)
+    });
+    assert_eq!(r.unwrap(), 7);
+}
+
+/// The same for the queue and synchronization types (reported separately: their code
+/// belongs to other modules).
+#[test]
+fn huge_timeouts_queue_and_sync() {
+    let q: Queue<u8> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    let r = within(LONG, "Queue::get_timeout(MAX)", move || {
+        let g = q.get_timeout(Duration::MAX);
+        let p = q.put_timeout(2, Duration::MAX);
+        (g, p)
+    });
+    assert_eq!(r.0.unwrap(), 1);
+    r.1.unwrap();
+    let e = Event::new().unwrap();
+    e.set();
+    assert!(within(LONG, "Event::wait(MAX)", move || e
+        .wait(Some(Duration::MAX))));
+    let l = Lock::new().unwrap();
+    assert!(within(LONG, "Lock::acquire_timeout(MAX)", move || l
+        .acquire_timeout(Duration::MAX)));
+}

@@ -1276,3 +1276,26 @@ fn huge_timeouts_queue_and_sync() {
     assert!(within(LONG, "Lock::acquire_timeout(MAX)", move || l
         .acquire_timeout(Duration::MAX)));
 }
+
+/// `Listener(('localhost', 0))` and a zero backlog (CPython passes it to `listen`); a
+/// `"host:port"` string with a host name reaches it.
+#[test]
+fn listener_host_names_and_zero_backlog() {
+    let l = Listener::bind(Some(Address::Inet("localhost".into(), 0)), 0, None).unwrap();
+    let Address::Inet(_, port) = l.address() else {
+        panic!("{:?}", l.address())
+    };
+    assert_ne!(port, 0);
+    let addr: Address = format!("localhost:{port}").parse().unwrap();
+    let c = within(LONG, "connect", move || Client::connect(addr, None)).unwrap();
+    let a = l.accept().unwrap();
+    c.send(&"hi".to_string()).unwrap();
+    assert_eq!(recv_within::<String>(&a), "hi");
+    let l = Listener::bind(None, 0, Some(b"")).unwrap();
+    let addr = l.address();
+    let t = std::thread::spawn(move || Client::connect(addr, Some(b"")));
+    let a = l.accept().unwrap();
+    let c = t.join().unwrap().unwrap();
+    a.send(&1u8).unwrap();
+    assert_eq!(recv_within::<u8>(&c), 1);
+}

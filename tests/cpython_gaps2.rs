@@ -374,6 +374,9 @@ fn ended_children_leave_active_children_unjoined() {
     });
 }
 
+/// A grandchild's name, authkey and `parent_process()` (pid, name).
+type Grandchild = (String, Vec<u8>, Option<(u32, String)>);
+
 #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
 struct Family {
     me: String,
@@ -382,7 +385,7 @@ struct Family {
     child_name: String,
     child_daemon: bool,
     child_authkey: Vec<u8>,
-    grandchild: Option<(String, Vec<u8>, Option<(u32, String)>)>,
+    grandchild: Option<Grandchild>,
 }
 
 #[mp::task]
@@ -1298,4 +1301,29 @@ fn listener_host_names_and_zero_backlog() {
     let c = t.join().unwrap().unwrap();
     a.send(&1u8).unwrap();
     assert_eq!(recv_within::<u8>(&c), 1);
+}
+
+/// `Queue.join_thread()` before `close()` is misuse (CPython asserts `_closed`): an
+/// error or an immediate return, never a hang; after `cancel_join_thread()` it
+/// returns at once.
+#[test]
+fn join_thread_before_close_does_not_hang() {
+    let q: Queue<u8> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    let r = within(Duration::from_secs(10), "join_thread before close", {
+        let q = q.clone();
+        move || q.join_thread()
+    });
+    assert!(matches!(r, Ok(()) | Err(Error::InvalidState(_))), "{r:?}");
+    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    let q: Queue<u8> = Queue::new().unwrap();
+    q.put(1).unwrap();
+    q.cancel_join_thread();
+    q.close().unwrap();
+    within(
+        Duration::from_secs(10),
+        "join_thread after cancel",
+        move || q.join_thread(),
+    )
+    .unwrap();
 }

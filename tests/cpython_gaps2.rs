@@ -67,7 +67,8 @@ fn child_stdin_is_dev_null() {
             saved
         };
         let (r, w) = mp::pipe(false).unwrap();
-        let p = ctx.process(read_stdin, (w,));
+        // daemonic: should it block in read, it is not joined forever at exit
+        let p = ctx.process(read_stdin, (w,)).with_daemon(true);
         let started = p.start();
         // SAFETY: restore the parent's stdin
         unsafe {
@@ -1326,4 +1327,57 @@ fn join_thread_before_close_does_not_hang() {
         move || q.join_thread(),
     )
     .unwrap();
+}
+
+#[mp::task]
+fn echo_from(r: Connection, w: Connection) {
+    let v: String = r.recv().unwrap();
+    w.send(&v).unwrap();
+}
+
+/// A program that closed its stdin may see fd 0 reused by a pipe end; a child handed
+/// that end keeps it (only a real stdin is replaced by `/dev/null`).
+#[test]
+fn a_connection_on_fd_0_survives_in_the_child() {
+    for_each_method(|ctx| {
+        // the fork server (started on first use) must not start with fd 0 closed
+        let warm = ctx.process(noop, ());
+        warm.start().unwrap();
+        join_ok(&warm);
+        // SAFETY: saves and closes fd 0; restored below
+        let saved = unsafe {
+            let saved = libc::dup(0);
+            libc::close(0);
+            saved
+        };
+        let made = mp::pipe(false);
+        let (r2, w2) = mp::pipe(false).unwrap();
+        let (r, w) = made.unwrap();
+        let on_zero = r.fileno().unwrap() == 0;
+        // under fork, a closure's captured end stays on fd 0 in the child
+        let p = if ctx.get_start_method() == StartMethod::Fork {
+            Process::from_closure(move || echo_from(r, w2)).with_context(ctx.clone())
+        } else {
+            ctx.process(echo_from, (r, w2))
+        };
+        let started = p.start();
+        let sent = w.send(&"through fd 0".to_string());
+        let got = r2.poll(Some(LONG)).and_then(|_| r2.recv::<String>());
+        let joined = p.join_timeout(LONG);
+        let code = p.exitcode();
+        drop(p);
+        // SAFETY: puts the saved stdin back on fd 0 if nothing of mp's holds it now
+        // (dup2 over a live descriptor of the library would break it)
+        unsafe {
+            if libc::fcntl(0, libc::F_GETFD) < 0 {
+                libc::dup2(saved, 0);
+            }
+            libc::close(saved);
+        }
+        started.unwrap();
+        sent.unwrap();
+        assert_eq!(got.unwrap(), "through fd 0", "{ctx:?} (on fd 0: {on_zero})");
+        joined.unwrap();
+        assert_eq!(code, Some(0), "{ctx:?} (on fd 0: {on_zero})");
+    });
 }

@@ -485,6 +485,8 @@ fn take_marker(var: &str) -> Option<OwnedFd> {
 /// itself), run its work and exit; otherwise return.
 pub(crate) fn bootstrap_if_child() {
     keep_bootstrap_linked();
+    // before a child receives any descriptor that could take the number 0
+    popen_fork::record_stdin();
     if let Some(fd) = take_marker(ENV_FORKSERVER) {
         crate::forkserver::serve(fd);
     }

@@ -1356,7 +1356,7 @@ fn a_connection_on_fd_0_survives_in_the_child() {
         let on_zero = r.fileno().unwrap() == 0;
         // under fork, a closure's captured end stays on fd 0 in the child
         let p = if ctx.get_start_method() == StartMethod::Fork {
-            Process::from_closure(move || echo_from(r, w2)).with_context(ctx.clone())
+            Process::from_closure(move || echo_from(r, w2)).with_context(ctx)
         } else {
             ctx.process(echo_from, (r, w2))
         };

@@ -250,6 +250,7 @@ pub(crate) fn result_pair(want: bool) -> Result<(Option<OwnedFd>, Option<OwnedFd
 /// Forks a child running `work` (CPython's `popen_fork.Popen._launch`).
 pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Popen> {
     spawn::ensure_panic_hook(); // before the fork: see ensure_panic_hook
+    record_stdin(); // normally done at start-up already
     let (ours, theirs) = result_pair(want_result)?;
     // Hold mp's locks across fork so the child never inherits one mid-update.
     let locks = crate::process::lock_for_fork();
@@ -268,6 +269,7 @@ pub(crate) fn launch(meta: Meta, work: ForkWork, want_result: bool) -> Result<Po
                     }
                 },
                 ForkWork::Closure(f) => {
+                    log::info!("child process calling self.run()");
                     let code = spawn::run_guarded(&meta.name, AssertUnwindSafe(f))
                         .map(|_| 0)
                         .unwrap_or(1);
@@ -314,6 +316,51 @@ pub(crate) fn child_signals() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
         libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+/// Whether fd 0 was open when mp first looked ([`record_stdin`]: at start-up, before
+/// any descriptor of mp's could take the number 0).
+static STDIN_OPEN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Records whether this program has a standard input (once per program; a forked
+/// child inherits the record, a spawned one records its own at start-up).
+pub(crate) fn record_stdin() {
+    // SAFETY: F_GETFD only queries the descriptor's flags.
+    STDIN_OPEN.get_or_init(|| unsafe { libc::fcntl(0, libc::F_GETFD) } >= 0);
+}
+
+/// Replaces the child's standard input with `/dev/null`, as CPython's
+/// `BaseProcess._bootstrap` does (`_close_stdin`): a child never competes with its
+/// parent for a terminal or a pipe, and reading its stdin gives end of file at once.
+/// Not when the program started without a stdin (CPython leaves a `None` `sys.stdin`
+/// alone), nor when fd 0 is now a socket: a program that closed its stdin may have fd
+/// 0 reused by one of mp's connection ends, which a forked child still needs.
+pub(crate) fn stdin_from_devnull() {
+    if STDIN_OPEN.get() != Some(&true) {
+        return;
+    }
+    // SAFETY: fstat on fd 0 only fills the local struct.
+    let is_socket = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        libc::fstat(0, &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    };
+    if is_socket {
+        return;
+    }
+    // SAFETY: opens a fresh descriptor and moves it onto fd 0, this process's standard
+    // input (checked above).
+    unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return;
+        }
+        if fd == 0 {
+            libc::fcntl(0, libc::F_SETFD, 0);
+        } else {
+            libc::dup2(fd, 0);
+            libc::close(fd);
+        }
     }
 }
 

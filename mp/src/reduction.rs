@@ -648,7 +648,8 @@ pub(crate) unsafe fn owned_from_raw(fd: RawFd) -> OwnedFd {
 /// `poll(2)` on `fds` for readability; returns the indices of the ready ones (readable,
 /// hung up or in error). EINTR is retried with the remaining time.
 pub(crate) fn poll_fds(fds: &[RawFd], timeout: Option<Duration>) -> Result<Vec<usize>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // a timeout too large for an Instant (`Duration::MAX`) waits forever, not panics
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {

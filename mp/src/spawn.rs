@@ -269,6 +269,7 @@ pub(crate) fn after_fork_child(meta: &Meta) {
     crate::util::after_fork_child();
     crate::util::set_inherited_log_level(meta.log_level);
     popen_fork::child_signals();
+    popen_fork::stdin_from_devnull();
 }
 
 /// Installs, once per program, the panic hook that prints `Process <name>:` above a
@@ -291,12 +292,41 @@ pub(crate) fn ensure_panic_hook() {
             // only the thread running a task reports as the process
             if let Some(name) = TASK_NAME.with(|n| n.borrow().clone()) {
                 let bt = std::backtrace::Backtrace::capture();
-                LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt.to_string());
-                eprintln!("Process {name}:");
+                let bt_text = bt.to_string();
+                let thread = std::thread::current();
+                let mut report = format!(
+                    "Process {name}:\nthread '{}' panicked at {}:\n{}\n",
+                    thread.name().unwrap_or("<unnamed>"),
+                    info.location()
+                        .map_or_else(|| "<unknown>".to_string(), |l| l.to_string()),
+                    panic_message(info.payload()),
+                );
+                if bt.status() == std::backtrace::BacktraceStatus::Captured {
+                    report.push_str("stack backtrace:\n");
+                    report.push_str(&bt_text);
+                } else {
+                    report.push_str(
+                        "note: run with `RUST_BACKTRACE=1` environment variable to display \
+                         a backtrace\n",
+                    );
+                }
+                LAST_BACKTRACE.with(|b| *b.borrow_mut() = bt_text);
+                to_stderr(&report);
+                return;
             }
             default(info);
         }));
     });
+}
+
+/// Writes `text` to the process's standard error in one write, ignoring errors: a
+/// child's report must neither panic on a closed or broken stderr (as `eprintln!` does)
+/// nor vanish into the output capture a forked child inherits from a `cargo test`
+/// thread (which `eprintln!` and the default panic hook honour), so that a child's
+/// panic report reaches its fd 2 as CPython's traceback reaches `sys.stderr`.
+pub(crate) fn to_stderr(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// Runs `f` with this thread's panics recorded, not printed: a pool task's panic reaches
@@ -368,6 +398,7 @@ pub(crate) fn run_guarded<R>(
 
 pub(crate) fn finish_child(code: i32) -> ! {
     crate::util::run_exit_handlers();
+    log::info!("process exiting with exitcode {code}");
     exit_now(code)
 }
 
@@ -375,14 +406,15 @@ pub(crate) fn run_task(payload: Payload, fds: Vec<OwnedFd>, sock: Option<OwnedFd
     let name = payload.meta.name.clone();
     let outcome = match task_by_name(&payload.task) {
         Err(e) => {
-            eprintln!("Process {name}:\n{e}");
+            to_stderr(&format!("Process {name}:\n{e}\n"));
             Outcome::Failed(e.to_string())
         }
         Ok(entry) => {
+            log::info!("child process calling self.run()");
             match run_guarded(&name, AssertUnwindSafe(|| (entry.call)(&payload.args, fds))) {
                 Ok(Ok(bytes)) => Outcome::Ok(bytes),
                 Ok(Err(e)) => {
-                    eprintln!("Process {name}:\n{e}");
+                    to_stderr(&format!("Process {name}:\n{e}\n"));
                     Outcome::Failed(e.to_string())
                 }
                 Err((message, backtrace)) => Outcome::Panicked { message, backtrace },
@@ -428,6 +460,7 @@ pub(crate) fn child_from_payload(bytes: &[u8], fds: Vec<OwnedFd>, sock: Option<O
     };
     crate::process::become_child(payload.meta.clone());
     crate::util::after_fork_child();
+    popen_fork::stdin_from_devnull();
     if payload.meta.tracker {
         crate::resource_tracker::join_parents_tracker();
     }
@@ -452,6 +485,8 @@ fn take_marker(var: &str) -> Option<OwnedFd> {
 /// itself), run its work and exit; otherwise return.
 pub(crate) fn bootstrap_if_child() {
     keep_bootstrap_linked();
+    // before a child receives any descriptor that could take the number 0
+    popen_fork::record_stdin();
     if let Some(fd) = take_marker(ENV_FORKSERVER) {
         crate::forkserver::serve(fd);
     }

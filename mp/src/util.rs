@@ -54,6 +54,7 @@ pub(crate) fn run_exit_handlers() {
     if RAN_IN.swap(me, Ordering::AcqRel) == me {
         return;
     }
+    log::info!("process shutting down");
     let mut hooks = std::mem::take(&mut *lock(&HOOKS));
     hooks.sort_by_key(|(p, _)| -*p);
     let mut rest = Vec::new();
@@ -143,13 +144,32 @@ impl log::Log for MpLogger {
     fn log(&self, record: &log::Record<'_>) {
         if self.enabled(record.metadata()) {
             let name = crate::process::current_meta().name;
-            eprintln!("[{}/{}] {}", record.level(), name, record.args());
+            // one write, errors ignored, past any test harness's output capture (see
+            // `to_stderr`): logging never panics a process whose stderr is broken
+            crate::spawn::to_stderr(&format!(
+                "[{}/{}] {}\n",
+                python_level_name(record.level()),
+                name,
+                record.args()
+            ));
         }
     }
     fn flush(&self) {}
 }
 
 static LOGGER: MpLogger = MpLogger;
+
+/// The level's name as Python's `logging` spells it (`WARNING`, not `log`'s `WARN`),
+/// so records read `[WARNING/MainProcess] doomed` as in the docs' logging example.
+fn python_level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "ERROR",
+        log::Level::Warn => "WARNING",
+        log::Level::Info => "INFO",
+        log::Level::Debug => "DEBUG",
+        log::Level::Trace => "TRACE",
+    }
+}
 
 fn level_index(l: log::LevelFilter) -> usize {
     l as usize + 1

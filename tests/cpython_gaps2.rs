@@ -1381,3 +1381,44 @@ fn a_connection_on_fd_0_survives_in_the_child() {
         assert_eq!(code, Some(0), "{ctx:?} (on fd 0: {on_zero})");
     });
 }
+
+/// The same for pools, `mp::dummy` and manager proxies.
+#[test]
+fn huge_timeouts_pool_dummy_and_managers() {
+    let pool = mp::Pool::new(Some(1)).unwrap();
+    let r = pool.apply_async(seven_after, (10,));
+    let r = within(LONG, "AsyncResult::get_timeout(MAX)", move || {
+        let waited = r.wait_timeout(Duration::MAX);
+        (waited, r.get_timeout(Duration::MAX))
+    });
+    assert!(r.0);
+    assert_eq!(r.1.unwrap(), 7);
+    let mut it = pool.imap(seven_after, [1u64]);
+    let got = within(LONG, "imap next_timeout(MAX)", move || {
+        it.next_timeout(Duration::MAX)
+    });
+    assert_eq!(got.unwrap().unwrap(), 7);
+    pool.terminate().unwrap();
+
+    let q: mp::dummy::Queue<u8> = mp::dummy::Queue::new().unwrap();
+    q.put(1).unwrap();
+    let r = within(LONG, "dummy Queue get_timeout(MAX)", move || {
+        (
+            q.get_timeout(Duration::MAX),
+            q.put_timeout(2, Duration::MAX),
+        )
+    });
+    assert_eq!(r.0.unwrap(), 1);
+    r.1.unwrap();
+
+    let m = mp::Manager::new().unwrap();
+    let c = m.condition(None).unwrap();
+    let r = within(LONG, "ConditionProxy::wait_for(MAX)", move || {
+        c.acquire().unwrap();
+        let r = c.wait_for(|| true, Some(Duration::MAX));
+        c.release().unwrap();
+        r
+    });
+    assert!(r.unwrap());
+    m.shutdown().unwrap();
+}

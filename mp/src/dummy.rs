@@ -156,17 +156,20 @@ impl Process {
         if !self.inner.started.load(Ordering::Acquire) {
             return Err(Error::invalid("cannot join thread before it is started"));
         }
-        let deadline = Instant::now() + timeout;
+        // a timeout past what an Instant can hold waits forever
+        let deadline = Instant::now().checked_add(timeout);
         let mut code = lock(&self.inner.exitcode);
         while code.is_none() {
             let now = Instant::now();
-            if now >= deadline {
-                return Ok(());
-            }
+            let left = match deadline {
+                Some(d) if now >= d => return Ok(()),
+                Some(d) => d - now,
+                None => Duration::from_secs(3600),
+            };
             code = self
                 .inner
                 .done
-                .wait_timeout(code, deadline - now)
+                .wait_timeout(code, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -364,7 +367,7 @@ impl<T> Queue<T> {
     }
     /// `put(item, timeout=t)`.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.put_until(item, Some(Instant::now() + timeout))
+        self.put_until(item, Instant::now().checked_add(timeout))
     }
     /// `get()`.
     pub fn get(&self) -> Result<T> {
@@ -376,7 +379,7 @@ impl<T> Queue<T> {
     }
     /// `get(timeout=t)`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_until(Some(Instant::now() + timeout))
+        self.get_until(Instant::now().checked_add(timeout))
     }
     /// `qsize()`.
     pub fn qsize(&self) -> usize {

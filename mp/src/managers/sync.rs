@@ -754,7 +754,8 @@ impl ConditionProxy {
         mut predicate: impl FnMut() -> bool,
         timeout: Option<Duration>,
     ) -> Result<bool> {
-        let end = timeout.map(|t| Instant::now() + t);
+        // a timeout past what an Instant can hold waits forever
+        let end = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut result = predicate();
         while !result {
             let left = match end {

@@ -274,7 +274,7 @@ impl<R> AsyncResult<R> {
     /// `get(timeout)`: as [`get`](Self::get), or [`Error::Timeout`] if the result is not
     /// ready within `timeout`; the result can still be obtained later.
     pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        Self::take(self.wait_until(Some(Instant::now() + timeout)))
+        Self::take(self.wait_until(Instant::now().checked_add(timeout)))
     }
 
     /// `wait()`: blocks until the result is ready.
@@ -285,7 +285,7 @@ impl<R> AsyncResult<R> {
     /// `wait(timeout)`: blocks at most `timeout`; whether the result is ready.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         !matches!(
-            *self.wait_until(Some(Instant::now() + timeout)),
+            *self.wait_until(Instant::now().checked_add(timeout)),
             Slot::Pending
         )
     }
@@ -650,7 +650,7 @@ impl<R> ImapIter<R> {
     /// `Some(Err(Error::Timeout))` if it is not ready (the item is not skipped: a later
     /// call still returns it), `None` at the end.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
-        self.next_until(Some(Instant::now() + timeout))
+        self.next_until(Instant::now().checked_add(timeout))
     }
 }
 

@@ -360,20 +360,16 @@ fn ring_bytes(item: &[u8]) -> usize {
 /// ring is all but full; that put, or the next, waits for a get).
 #[mp::task]
 fn fill_past_the_ring_simple(q: SimpleQueue<Vec<u8>>, full: mp::Event, n: u32) {
-    let mut sent = 0;
-    for i in 0..n {
-        let item = ring_item(i);
-        sent += ring_bytes(&item);
-        if sent > RING_BYTES - 4096 {
-            full.set();
-        }
-        q.put(item).unwrap();
-    }
+    fill_past(|item| q.put(item).unwrap(), &full, n);
 }
 
 /// [`fill_past_the_ring_simple`] through a `Queue` (its feeder buffers what does not fit).
 #[mp::task]
 fn fill_past_the_ring(q: Queue<Vec<u8>>, full: mp::Event, n: u32) {
+    fill_past(|item| q.put(item).unwrap(), &full, n);
+}
+
+fn fill_past(put: impl Fn(Vec<u8>), full: &mp::Event, n: u32) {
     let mut sent = 0;
     for i in 0..n {
         let item = ring_item(i);
@@ -381,7 +377,7 @@ fn fill_past_the_ring(q: Queue<Vec<u8>>, full: mp::Event, n: u32) {
         if sent > RING_BYTES - 4096 {
             full.set();
         }
-        q.put(item).unwrap();
+        put(item);
     }
 }
 

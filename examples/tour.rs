@@ -200,11 +200,16 @@ fn main() -> mp::Result<()> {
         .task_timeout(Duration::from_millis(500))
         .build()?;
     println!("  map(square, 0..10) = {:?}", pool.map(square, 0..10)?);
+    // a pool with a task timeout sends its tasks one at a time (each is timed on its
+    // own): the bulk work goes to a pool without one, in chunks of 1000
+    let bulk = mp::Pool::new(Some(2))?;
     let t = Instant::now();
-    let total: u64 = pool
+    let total: u64 = bulk
         .imap_unordered_chunked(square, 0..100_000u64, 1000)
         .sum::<mp::Result<u64>>()?;
     println!("  sum of 100 000 squares = {total} in {:.1?}", t.elapsed());
+    bulk.close()?;
+    bulk.join()?;
     match pool.apply(crash, ()) {
         Err(e) => println!("  a task that panics: {e}"),
         Ok(()) => println!("  the crash did not happen?"),

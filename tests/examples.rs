@@ -150,6 +150,10 @@ fn tour_runs() {
     );
     assert!(out.contains("now holds \"HELLO\""), "{out}");
     assert!(
+        out.contains("sum of 100 000 squares = 333328333350000 in"),
+        "{out}"
+    );
+    assert!(
         out.contains("the child reversed the list: [4, 3, 2, 1, 0]"),
         "{out}"
     );

@@ -385,10 +385,17 @@ pub(crate) fn dup_above(fd: BorrowedFd<'_>, min: RawFd) -> Result<OwnedFd> {
 /// other), so [`ForkLocal`]s notice they were copied.
 static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// This process's fork generation (bumped in every forked child once a [`ForkLocal`]
-/// exists): equal in two places only if they are the same process, or the value was
-/// read before the fork that separated them.
+/// This process's fork generation: equal in two places only if they are the same
+/// process, or the value was read before the fork that separated them. (Bumped in
+/// every forked child once the handler is installed: the first call installs it.)
 pub(crate) fn fork_generation() -> u64 {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain extern "C" child handler that bumps an atomic.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(bump_fork_generation));
+        }
+    });
     FORK_GENERATION.load(Ordering::Acquire)
 }
 /// Set in [`ForkLocal::get`]'s generation while one thread installs the fresh value.
@@ -410,16 +417,9 @@ pub(crate) struct ForkLocal<T> {
 
 impl<T: Default> ForkLocal<T> {
     pub(crate) fn new() -> Self {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: registers a plain extern "C" child handler that bumps an atomic.
-            unsafe {
-                libc::pthread_atfork(None, None, Some(bump_fork_generation));
-            }
-        });
         ForkLocal {
             value: AtomicPtr::new(Box::into_raw(Box::default())),
-            generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Acquire)),
+            generation: AtomicU64::new(fork_generation()),
         }
     }
 
@@ -470,24 +470,17 @@ impl<T: Default> Default for ForkLocal<T> {
 /// in any forked child's copy (whatever pid the child has: a pid can be reused, by a
 /// descendant that inherited the copy too). What CPython's `Finalize` checks with
 /// `os.getpid()`.
-pub(crate) struct MadeHere(ForkLocal<std::sync::atomic::AtomicBool>);
+#[derive(Debug)]
+pub(crate) struct MadeHere(u64);
 
 impl MadeHere {
     pub(crate) fn new() -> Self {
-        let f = ForkLocal::<std::sync::atomic::AtomicBool>::new();
-        f.get().store(true, Ordering::Release);
-        MadeHere(f)
+        MadeHere(fork_generation())
     }
 
     /// Whether the calling process made it.
     pub(crate) fn here(&self) -> bool {
-        self.0.get().load(Ordering::Acquire)
-    }
-}
-
-impl std::fmt::Debug for MadeHere {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MadeHere({})", self.here())
+        self.0 == fork_generation()
     }
 }
 

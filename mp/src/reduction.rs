@@ -577,16 +577,10 @@ pub(crate) fn read_body_into_slice(
 /// `Err(Eof)` if the peer closed before the end (the bootstrap readers, e.g. a
 /// `Process`'s result, treat any end of file as the peer's death, unlike
 /// [`Connection`](crate::connection::Connection), which tells a frame cut short apart).
-/// The body is read with `read(2)` whatever `kind` is, so `fds` gets nothing: the
-/// descriptors of a frame written by [`write_frame`] ride with its header, and any
-/// arriving within the body are closed by the kernel.
-pub fn read_frame_body(
-    fd: BorrowedFd<'_>,
-    kind: FdKind,
-    len: usize,
-    fds: &mut Vec<OwnedFd>,
-) -> Result<Vec<u8>> {
-    let _ = (kind, fds);
+/// The body is read with `read(2)` whatever the descriptor's kind: the descriptors of
+/// a frame written by [`write_frame`] ride with its header, and any arriving within
+/// the body are closed by the kernel.
+fn read_frame_body(fd: BorrowedFd<'_>, len: usize) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     match read_body_into_vec(fd, &mut out, len) {
         Ok(()) => Ok(out),
@@ -603,7 +597,7 @@ pub fn read_frame(fd: BorrowedFd<'_>, kind: FdKind, max: usize) -> Result<(Vec<u
     if len > max {
         return Err(Error::MessageTooLarge { len, max });
     }
-    let body = read_frame_body(fd, kind, len, &mut fds)?;
+    let body = read_frame_body(fd, len)?;
     Ok((body, fds))
 }
 

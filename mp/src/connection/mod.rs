@@ -54,12 +54,12 @@
 //! that polls [`fileno`](Connection::fileno) itself must drain with `conn.poll(Some(
 //! Duration::ZERO))` after each wake-up, as the pool does. A `Connection` with received
 //! bytes not yet taken cannot be sent to another process (an error, rather than losing
-//! them). A child forked while bytes wait here starts with an empty read buffer: they
-//! were read by the parent and only the parent delivers them (as in CPython, where
-//! whoever reads a message from the socket gets it, and nobody else). A child must
-//! still not read a connection its parent goes on reading: the parent's buffer may hold
-//! the start of a message whose rest is in the socket (CPython's two processes reading
-//! one pipe corrupt each other's messages too).
+//! them). A child forked while bytes wait here refuses to read that connection
+//! ([`Error::InvalidState`]): the bytes were read by the parent and only the parent
+//! delivers them, and the child could not make sense of what follows them (the
+//! parent's buffer may hold the start of a message whose rest is in the socket). A
+//! child forked while the buffer is empty reads normally; still, two processes must not
+//! both read one connection (CPython's corrupt each other's messages too).
 //!
 //! A peer that closes between messages is a clean [`Error::Eof`] (and stays one); a
 //! peer that closes in the middle of a message, its header or its body, whatever its
@@ -136,9 +136,9 @@ struct Inner {
 }
 
 /// The receiving side of a connection in one process. A forked child gets a fresh one
-/// (a [`ForkLocal`]): the bytes in the parent's read buffer were read by the parent and
-/// are its to deliver (without read-ahead, as in CPython, only one process could ever
-/// get each message), and a parent thread may have held the lock at the fork.
+/// (a [`ForkLocal`]): the bytes in the parent's read buffer are the parent's to deliver
+/// (the child refuses to read when there were any: `Inner::left_in`), and a parent
+/// thread may have held the lock at the fork.
 #[derive(Default)]
 struct Recv {
     /// The read buffer; held for the whole of a receive.
